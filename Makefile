@@ -1,0 +1,33 @@
+# `make demo` and `make test` each work as the first command on a fresh machine with Python 3.11:
+# they create (or reuse) .venv, install the project and its test dependencies when missing, then run.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.aekit-installed
+# The CPU build of torch keeps the install small; pip takes it from the local wheel cache when present.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test lint install clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/aekit demo --out demo-out
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

@@ -1,0 +1,26 @@
+"""Pure metric functions: arrays in, numbers out."""
+
+from .recovery import best_f1_per_feature, cosine_matrix, matched_cosine, mean_best_f1
+from .sae import (
+    dead_fraction,
+    dense_fraction,
+    density_histogram,
+    feature_density,
+    fraction_of_variance_unexplained,
+    l0,
+    mse,
+)
+
+__all__ = [
+    "best_f1_per_feature",
+    "cosine_matrix",
+    "dead_fraction",
+    "dense_fraction",
+    "density_histogram",
+    "feature_density",
+    "fraction_of_variance_unexplained",
+    "l0",
+    "matched_cosine",
+    "mean_best_f1",
+    "mse",
+]

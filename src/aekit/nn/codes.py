@@ -1,0 +1,55 @@
+"""Latent codes: dense (batch, n_latents) or sparse (values, indices)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Codes:
+    """The output of a bottleneck.
+
+    Exactly one form is set: `dense` (batch, n_latents), or `values`/`indices` (batch, k) for codes that
+    activate at most k latents per row. Inactive slots in the sparse form hold value 0.
+    """
+
+    n_latents: int
+    dense: Tensor | None = None
+    values: Tensor | None = None
+    indices: Tensor | None = None
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.dense is None
+
+    def to_dense(self) -> Tensor:
+        if self.dense is not None:
+            return self.dense
+        out = torch.zeros(
+            self.values.shape[0], self.n_latents, dtype=self.values.dtype, device=self.values.device
+        )
+        return out.scatter_add_(1, self.indices, self.values)
+
+    def active_mask(self) -> Tensor:
+        """Boolean (batch, n_latents): which latents fire (value > 0) for each row."""
+        return self.to_dense() > 0
+
+    def l0(self) -> Tensor:
+        """Number of firing latents per row."""
+        if self.dense is not None:
+            return (self.dense > 0).sum(-1)
+        return (self.values > 0).sum(-1)
+
+    def fired_latents(self) -> Tensor:
+        """Indices of latents that fired at least once in this batch."""
+        if self.dense is not None:
+            return (self.dense > 0).any(0).nonzero().squeeze(-1)
+        return torch.unique(self.indices[self.values > 0])
+
+    def scaled(self, factor: float | Tensor) -> Codes:
+        if self.dense is not None:
+            return Codes(self.n_latents, dense=self.dense * factor)
+        return Codes(self.n_latents, values=self.values * factor, indices=self.indices)
