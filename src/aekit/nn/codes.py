@@ -43,11 +43,11 @@ class Codes:
             return (self.dense > 0).sum(-1)
         return (self.values > 0).sum(-1)
 
-    def fired_latents(self) -> Tensor:
-        """Indices of latents that fired at least once in this batch."""
+    def fire_counts(self) -> Tensor:
+        """(n_latents,) int64: on how many rows of this batch each latent fired."""
         if self.dense is not None:
-            return (self.dense > 0).any(0).nonzero().squeeze(-1)
-        return torch.unique(self.indices[self.values > 0])
+            return (self.dense > 0).sum(0)
+        return torch.bincount(self.indices[self.values > 0], minlength=self.n_latents)
 
     def scaled(self, factor: float | Tensor) -> Codes:
         if self.dense is not None:

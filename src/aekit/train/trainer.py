@@ -1,0 +1,195 @@
+"""The one training loop every aekit autoencoder uses.
+
+Adam with warm-up and decay, gradient clipping, the model's parameter constraints, dead-latent tracking,
+a JSONL metrics log, a progress bar, checkpoints every N steps with exact resume, and DDP under torchrun.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from ..models.base import Autoencoder
+from .checkpoint import (
+    DeadLatentTracker,
+    flatten_optimizer,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_optimizer,
+)
+from .config import TrainConfig, learning_rate
+from .distributed import DistInfo, resolve_device, setup_distributed
+
+METRICS_LOG = "metrics.jsonl"
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    history: list[dict[str, Any]] = field(default_factory=list)  # the records logged by this call, in order
+
+
+class Trainer:
+    def __init__(self, model: Autoencoder, source, config: TrainConfig, out_dir: str | Path | None = None):
+        config.validate()
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dist: DistInfo = setup_distributed(self.device)
+        if config.batch_size % self.dist.world_size:
+            raise ConfigError(
+                f"train.batch_size: {config.batch_size} does not split evenly over {self.dist.world_size} ranks"
+            )
+        self.model = model.to(self.device)
+        self.source = source
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
+        )
+        n_latents = getattr(model.config, "n_latents", 0)
+        self.tracker = DeadLatentTracker(n_latents, self.device)
+        self.step = 0
+        self._initialized = False
+
+    # --- checkpoints --------------------------------------------------------------------------------
+    @property
+    def checkpoint_root(self) -> Path | None:
+        return self.out_dir / "checkpoints" if self.out_dir else None
+
+    def save_checkpoint(self) -> Path | None:
+        if self.checkpoint_root is None or not self.dist.is_main:
+            return None
+        optim_tensors, optim_meta = flatten_optimizer(self.optimizer.state_dict())
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update(optim_tensors)
+        tensors["tracker.samples_since_fired"] = self.tracker.samples_since_fired
+        meta = {
+            "source": self.source.state_dict(),
+            "optimizer": optim_meta,
+            "train_config": self.config.to_dict(),
+            "model": self.model.describe(),
+        }
+        return save_checkpoint(self.checkpoint_root, self.step, tensors, meta, self.config.keep_checkpoints)
+
+    def resume(self) -> bool:
+        """Continue from the newest checkpoint in out_dir; False when there is none."""
+        path = latest_checkpoint(self.checkpoint_root) if self.checkpoint_root else None
+        if path is None:
+            return False
+        tensors, meta = load_checkpoint(path)
+        model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_weights(model_state, str(path / "state.safetensors"))
+        self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+        self.tracker.samples_since_fired.copy_(tensors["tracker.samples_since_fired"])
+        self.source.load_state_dict(meta["source"])
+        self.step = int(meta["step"])
+        self._initialized = True
+        self._truncate_log(self.step)
+        return True
+
+    # --- the loop -----------------------------------------------------------------------------------
+    def _initialize(self) -> None:
+        """Data-dependent init from the first rows of the stream, then rewind so training reads them too."""
+        cursor = self.source.state_dict()
+        rows, batches = 0, []
+        batch_iter = iter(self.source)
+        while rows < self.config.init_samples:
+            batches.append(next(batch_iter))
+            rows += len(batches[-1])
+        self.source.load_state_dict(cursor)
+        self.model.initialize_from_data(torch.cat(batches)[: self.config.init_samples].to(self.device))
+        self._initialized = True
+
+    def _local_slice(self, batch: torch.Tensor) -> torch.Tensor:
+        per_rank = len(batch) // self.dist.world_size
+        return batch[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
+
+    def fit(self) -> TrainResult:
+        cfg = self.config
+        if not self._initialized:
+            self._initialize()
+        net = self.model
+        if self.dist.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(self.model, device_ids=device_ids)
+        history: list[dict[str, Any]] = []
+        bar = tqdm(
+            total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.dist.is_main),
+            desc="train", unit="step", dynamic_ncols=True,
+        )
+        batches = iter(self.source)
+        start, last_log = time.perf_counter(), {}
+        self.model.train()
+        while self.step < cfg.steps:
+            x = self._local_slice(next(batches)).to(self.device, non_blocking=True)
+            lr = learning_rate(cfg, self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            dead = self.tracker.dead_mask(cfg.dead_after_samples)
+            out = net(x, dead_mask=dead)
+            loss = sum(out.losses.values())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.model.before_optimizer_step()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.model.after_optimizer_step()
+
+            fire_counts = out.codes.fire_counts()
+            if self.dist.enabled:
+                dist.all_reduce(fire_counts, op=dist.ReduceOp.SUM)
+            self.tracker.update(fire_counts > 0, cfg.batch_size)
+            self.step += 1
+
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                last_log = self._log(out, loss, lr, dead, start)
+                history.append(last_log)
+                bar.set_postfix(loss=f"{last_log['loss']:.4f}", l0=f"{last_log['l0']:.1f}",
+                                dead=f"{last_log['dead_fraction']:.2f}")
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                self.save_checkpoint()
+            bar.update(1)
+        bar.close()
+        self.model.eval()
+        if cfg.checkpoint_every:
+            self.save_checkpoint()
+        return TrainResult(steps=self.step, history=history)
+
+    def _log(self, out, loss: torch.Tensor, lr: float, dead: torch.Tensor, start: float) -> dict[str, Any]:
+        terms = torch.stack([loss.detach()] + [v.detach() for v in out.losses.values()]
+                            + [out.codes.l0().float().mean()])
+        if self.dist.enabled:
+            dist.all_reduce(terms, op=dist.ReduceOp.SUM)
+            terms /= self.dist.world_size
+        values = terms.tolist()
+        record = {"step": self.step, "lr": lr, "loss": values[0]}
+        record.update({name: v for name, v in zip(out.losses, values[1:-1], strict=True)})
+        record.update({
+            "l0": values[-1],
+            "dead_fraction": float(dead.float().mean()),
+            "samples": self.step * self.config.batch_size,
+            "elapsed_s": round(time.perf_counter() - start, 3),
+        })
+        if self.out_dir is not None and self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / METRICS_LOG, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        return record
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines written after the checkpoint we resume from (they will be written again)."""
+        log = self.out_dir / METRICS_LOG if self.out_dir else None
+        if log is None or not log.is_file() or not self.dist.is_main:
+            return
+        kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        log.write_text("".join(line + "\n" for line in kept))
