@@ -53,11 +53,14 @@ def read_array(path: str | Path) -> Tensor:
         raise DataError(f"{path}: data file not found")
     suffix = path.suffix.lower()
     try:
-        if suffix == ".npy":
-            value = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                value = _pick({k: z[k] for k in z.files}, path)
+        if suffix in (".npy", ".npz"):
+            # np.load decides by content, not by name: a .npz may hold one plain array and a .npy an archive
+            loaded = np.load(path, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                value = loaded
+            else:
+                with loaded as z:
+                    value = _pick({k: z[k] for k in z.files}, path)
         elif suffix == ".safetensors":
             value = _pick(load_safetensors(path), path)
         elif suffix in (".pt", ".pth"):

@@ -31,11 +31,20 @@ class ArraySource:
     """Shuffled batches from an in-memory (n, d) array."""
 
     def __init__(self, x: Tensor | np.ndarray, batch_size: int, seed: int = 0, where: str = "array"):
-        x = torch.as_tensor(x)
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as e:  # object arrays, ragged lists, ...
+            raise DataError(f"{where}: activations must be an array of numbers ({e})") from None
         self.x = check_activations(x, where).float()
         self.d = self.x.shape[1]
-        self.batch_size = batch_size
         self.stream = ShuffledChunkStream(1, lambda epoch, chunk: self.x, batch_size, seed)
+
+    @property
+    def batch_size(self) -> int:
+        return self.stream.batch_size
+
+    def __len__(self) -> int:
+        return len(self.x)
 
     def __iter__(self):
         return iter(self.stream)

@@ -22,7 +22,7 @@ from safetensors.torch import save
 from torch import Tensor
 
 from .. import __version__
-from ..errors import StoreError
+from ..errors import FormatError, StoreError
 from ..fileio import atomic_write_bytes, atomic_write_json, read_json
 from .stream import ShuffledChunkStream, chunk_permutation
 from .validate import check_activations
@@ -69,7 +69,13 @@ class ActivationStoreWriter:
 
     def append(self, batch: Tensor) -> None:
         batch = check_activations(batch.detach().cpu(), f"{self.path}: appended batch", self.d)
-        self._pending.append(batch.to(DTYPES[self.dtype]))
+        stored = batch.to(DTYPES[self.dtype])
+        if not bool(torch.isfinite(stored).all()):  # e.g. |x| > 65504 overflows float16 to inf
+            raise StoreError(
+                f"{self.path}: appended batch has values beyond the range of {self.dtype} "
+                f"(max {torch.finfo(stored.dtype).max:g}); store as float32 or rescale the activations"
+            )
+        self._pending.append(stored)
         self._pending_rows += len(batch)
         while self._pending_rows >= self.rows_per_shard:
             rows = torch.cat(self._pending)
@@ -129,7 +135,10 @@ class ActivationStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        manifest = read_json(self.path / MANIFEST, "activation store manifest")
+        try:
+            manifest = read_json(self.path / MANIFEST, "activation store manifest")
+        except FormatError as e:  # a store problem is a StoreError, like every other one below
+            raise StoreError(str(e)) from None
         where = self.path / MANIFEST
         if manifest.get("format") != STORE_FORMAT or manifest.get("format_version") != STORE_VERSION:
             raise StoreError(
@@ -187,12 +196,19 @@ class StoreSource:
     def __init__(self, store: ActivationStore, batch_size: int, seed: int = 0, buffer_rows: int = 262144):
         self.store = store
         self.d = store.d
-        self.batch_size = batch_size
         largest = max(s["rows"] for s in store.shards)
         # whole shards per chunk; a shard larger than the buffer is read alone
         self.shards_per_chunk = max(1, buffer_rows // largest)
         n_chunks = math.ceil(len(store.shards) / self.shards_per_chunk)
-        self.stream = ShuffledChunkStream(n_chunks, self._load_chunk, batch_size, seed)
+        layout = f"{len(store.shards)} shards, {self.shards_per_chunk} per chunk"
+        self.stream = ShuffledChunkStream(n_chunks, self._load_chunk, batch_size, seed, layout=layout)
+
+    @property
+    def batch_size(self) -> int:
+        return self.stream.batch_size
+
+    def __len__(self) -> int:
+        return len(self.store)
 
     def _load_chunk(self, epoch: int, chunk: int) -> Tensor:
         order = chunk_permutation(len(self.store.shards), self.stream.seed, epoch)

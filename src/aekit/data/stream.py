@@ -15,14 +15,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError, DataError
 from ..seeding import derive_seed
 
 ChunkLoader = Callable[[int, int], Tensor]  # (epoch, chunk) -> rows of that chunk
 
 
 class ShuffledChunkStream:
-    def __init__(self, n_chunks: int, load_chunk: ChunkLoader, batch_size: int, seed: int):
+    def __init__(self, n_chunks: int, load_chunk: ChunkLoader, batch_size: int, seed: int, layout: str = ""):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be ≥ 1 (got {batch_size})")
         self.n_chunks = n_chunks
+        self.layout = layout or f"{n_chunks} chunks"  # what a cursor's (chunk, offset) refers to
         self.load_chunk = load_chunk
         self.batch_size = batch_size
         self.seed = seed
@@ -34,6 +38,9 @@ class ShuffledChunkStream:
     def _load(self) -> None:
         self._rows = self._order = None  # drop the previous chunk before reading the next one
         rows = self.load_chunk(self.epoch, self.chunk)
+        if self.offset >= len(rows):
+            raise DataError(f"cursor offset {self.offset} lies beyond chunk {self.chunk} of {len(rows)} rows; "
+                            "the data changed since the cursor was saved")
         g = torch.Generator().manual_seed(derive_seed("rows", self.seed, self.epoch, self.chunk))
         self._rows, self._order = rows, torch.randperm(len(rows), generator=g)
         self.max_resident_rows = max(self.max_resident_rows, len(rows))
@@ -61,9 +68,20 @@ class ShuffledChunkStream:
             yield self.next_batch()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "chunk": self.chunk, "offset": self.offset}
+        return {"epoch": self.epoch, "chunk": self.chunk, "offset": self.offset, "seed": self.seed,
+                "layout": self.layout}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # a cursor only means the same rows under the same seed and chunk layout (buffer_rows, shards)
+        for key, mine in (("seed", self.seed), ("layout", self.layout)):
+            if key in state and state[key] != mine:
+                raise DataError(
+                    f"data cursor: saved with {key} {state[key]!r} but this source has {mine!r}; "
+                    "resume with the same seed, buffer_rows and data"
+                )
+        if not (0 <= int(state["chunk"]) < self.n_chunks and int(state["offset"]) >= 0):
+            raise DataError(f"data cursor: chunk {state['chunk']}, offset {state['offset']} is out of range "
+                            f"for {self.n_chunks} chunks")
         self.epoch, self.chunk, self.offset = int(state["epoch"]), int(state["chunk"]), int(state["offset"])
         self._rows = self._order = None
 

@@ -1,1 +1,5 @@
-"""report"""
+"""Reports: PNG plots (and, later, HTML dashboards)."""
+
+from .plots import plot_training
+
+__all__ = ["plot_training"]

@@ -1,0 +1,201 @@
+"""`aekit <command>`: parse, validate, call the API, print. The only place that exits.
+
+Every user mistake becomes one line on stderr ("aekit: error: ...") and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import __version__, workflows
+from .errors import AekitError, ConfigError
+from .models import SAEConfig
+from .train import TrainConfig
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as a one-line ConfigError instead of usage + exit."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message} (see --help)")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field; values are strings, converted and checked by the dataclasses."""
+    for section, cls in (("model", SAEConfig), ("train", TrainConfig)):
+        group = parser.add_argument_group(f"{section} settings (override the config file)")
+        for name in cls.field_names():
+            default = getattr(cls(), name)
+            group.add_argument(_flag(name), dest=f"{section}.{name}", metavar="V", default=None,
+                               help=f"default: {default}")
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """A YAML or JSON file with `model:` / `train:` sections (or flat keys), plus optional `data:`/`out:`."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found")
+    try:
+        content = yaml.safe_load(file.read_text())  # JSON is YAML too
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"{file}: not valid YAML/JSON ({first})") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{file}: must hold a mapping of settings, got {type(content).__name__}")
+    return content
+
+
+def split_settings(content: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """Route nested sections and flat keys to model / train / run settings."""
+    settings: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "run": {}}
+    model_fields, train_fields = set(SAEConfig.field_names()), set(TrainConfig.field_names())
+    for key, value in content.items():
+        if key in ("model", "train") and isinstance(value, dict):
+            settings[key].update(value)
+        elif key in ("data", "out"):
+            settings["run"][key] = value
+        elif key in model_fields:
+            settings["model"][key] = value
+        elif key in train_fields:
+            settings["train"][key] = value
+        else:
+            raise ConfigError(f"{where}: unknown setting {key!r}; use sections model/train or their field names")
+    return settings
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    flags = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    if args.resume:
+        if args.config or flags:
+            raise ConfigError("train --resume continues the saved run with its own settings; drop --config and flags")
+        if not args.out:
+            raise ConfigError("train --resume: --out must name the run directory to continue")
+        summary = workflows.resume(args.out, data=args.data)
+    else:
+        content = read_config_file(args.config) if args.config else {}
+        settings = split_settings(content, args.config or "config")
+        for key, value in flags.items():
+            section, name = key.split(".", 1)
+            settings[section][name] = value
+        data = args.data or settings["run"].get("data")
+        out = args.out or settings["run"].get("out")
+        if not data:
+            raise ConfigError("train: --data is required (an array file or an activation store directory)")
+        if not out:
+            raise ConfigError("train: --out is required (a new directory for the run)")
+        train_config = TrainConfig.from_dict(settings["train"])
+        summary = workflows.train(data, out, settings["model"], train_config)
+    _print_metrics(summary.metrics)
+    print(f"model: {summary.out_dir / workflows.MODEL_DIR}")
+    return 0
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    for key in ("mse", "fvu", "l0", "dead_fraction", "dense_fraction", "mcc", "mean_best_f1"):
+        if key in metrics:
+            print(f"{key:>15}: {metrics[key]:.4f}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    metrics = workflows.evaluate(args.model_dir, args.data, max_rows=args.max_rows)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        _print_metrics(metrics)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print(json.dumps(workflows.info(args.model_dir), indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    metrics = workflows.demo(args.out, steps=args.steps, seed=args.seed, progress=not args.quiet)
+    _print_metrics(metrics)
+    print(f"{'target mcc':>15}: ≥ 0.9 ({'met' if metrics['mcc'] >= 0.9 else 'NOT met'})")
+    print(f"outputs: {Path(args.out) / 'metrics.json'}, {Path(args.out) / 'training.png'}, {Path(args.out) / 'run'}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aekit", description="Interpretable latent codes with autoencoders.")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a sparse autoencoder on an array file or activation store")
+    p.add_argument("--config", help="YAML/JSON file with model/train settings")
+    p.add_argument("--data", help="array file (.npy .npz .safetensors .pt) or activation store directory")
+    p.add_argument("--out", help="new directory for the run (model, checkpoints, metrics, plot)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="reconstruction and sparsity metrics of a saved model on data")
+    p.add_argument("model_dir")
+    p.add_argument("--data", required=True)
+    p.add_argument("--max-rows", type=_positive_int, default=262144)
+    p.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("info", help="print a saved model's configuration, provenance and tensor shapes")
+    p.add_argument("model_dir")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="train a TopK SAE on the synthetic feature world and score recovery")
+    p.add_argument("--out", default="demo-out")
+    p.add_argument("--steps", type=_positive_int, default=4000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except AekitError as e:
+        print(f"aekit: error: {_one_line(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("aekit: interrupted; a run with checkpoints continues with `aekit train --resume --out DIR`",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:  # permissions, full disk: the user's environment, not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"aekit: error: {_one_line(where + str(e.strerror or e))}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

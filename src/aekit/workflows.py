@@ -1,0 +1,189 @@
+"""End-to-end jobs the CLI runs: train (fresh or resumed), evaluate, the demo.
+
+Each job validates every input before it writes anything, and a fresh run that fails removes the output
+directory it created, so a mistake never leaves half an output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data import open_source
+from .errors import AekitError, ConfigError, ShapeError
+from .fileio import atomic_write_json, read_json
+from .models import SAEConfig, SparseAutoencoder, load_model
+from .models.evaluate import evaluate_reconstruction
+from .report import plot_training
+from .train import TrainConfig, Trainer
+
+RUN_FILE = "run.json"
+MODEL_DIR = "model"
+DEFAULT_EXPANSION = 8  # n_latents = 8 · d_in when not given
+
+
+@dataclass
+class RunSummary:
+    out_dir: Path
+    model: SparseAutoencoder
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def sample_rows(data: str | Path, n: int, seed: int = 0) -> torch.Tensor:
+    """Up to n shuffled rows of a store or array file, read through the bounded-memory source."""
+    source = open_source(data, batch_size=n, seed=seed)
+    source.stream.batch_size = min(n, len(source))
+    return source.stream.next_batch()
+
+
+def _check_fresh_output(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(
+            f"{out_dir}: output directory already exists and is not empty; choose a new --out, "
+            "or pass --resume to continue the run saved there"
+        )
+
+
+def build_model_config(settings: dict[str, Any], d_in: int) -> SAEConfig:
+    settings = dict(settings)
+    given = settings.get("d_in")
+    if given not in (None, 0, "0") and int(given) != d_in:
+        raise ShapeError(f"model.d_in: the data has {d_in} features but d_in={given} was requested")
+    settings["d_in"] = d_in
+    if settings.get("n_latents") in (None, 0, "0"):
+        settings["n_latents"] = DEFAULT_EXPANSION * d_in
+    return SAEConfig.from_dict(settings)
+
+
+def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any], train_config: TrainConfig,
+          provenance: dict[str, Any] | None = None) -> RunSummary:
+    """Train a new SAE on `data` (array file or activation store) into `out_dir`."""
+    out_dir = Path(out_dir)
+    _check_fresh_output(out_dir)
+    train_config.validate()
+    source = open_source(data, train_config.batch_size, seed=train_config.seed, buffer_rows=train_config.buffer_rows)
+    model_config = build_model_config(model_settings, source.d)
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / RUN_FILE, {
+            "data": str(Path(data).resolve()),
+            "model": model_config.to_dict(),
+            "train": train_config.to_dict(),
+            "provenance": dict(provenance or {}),
+        })
+        model = SparseAutoencoder(model_config, seed=train_config.seed)
+        model.provenance.update(provenance or {})
+        model.provenance.setdefault("dataset", str(Path(data).resolve()))
+        trainer = Trainer(model, source, train_config, out_dir=out_dir)
+        return _finish(trainer, data, out_dir)
+    except (AekitError, KeyboardInterrupt):
+        if created and not (out_dir / "checkpoints").is_dir():
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def resume(out_dir: str | Path, data: str | Path | None = None) -> RunSummary:
+    """Continue the run saved in `out_dir` from its newest checkpoint."""
+    out_dir = Path(out_dir)
+    run = read_json(out_dir / RUN_FILE, "run description")
+    data = data or run["data"]
+    train_config = TrainConfig.from_dict(run["train"], where=f"{out_dir / RUN_FILE}:train")
+    model_config = SAEConfig.from_dict(run["model"], where=f"{out_dir / RUN_FILE}:model")
+    source = open_source(data, train_config.batch_size, seed=train_config.seed, buffer_rows=train_config.buffer_rows)
+    if source.d != model_config.d_in:
+        raise ShapeError(f"{data}: the data has {source.d} features but the saved run expects {model_config.d_in}")
+    model = SparseAutoencoder(model_config, seed=train_config.seed)
+    model.provenance.update(run.get("provenance") or {})
+    model.provenance.setdefault("dataset", str(Path(data).resolve()))
+    trainer = Trainer(model, source, train_config, out_dir=out_dir)
+    if not trainer.resume():
+        raise ConfigError(f"{out_dir}: no checkpoint to resume from; start a new run instead")
+    return _finish(trainer, data, out_dir)
+
+
+def _finish(trainer: Trainer, data: str | Path, out_dir: Path) -> RunSummary:
+    result = trainer.fit()
+    model = trainer.model
+    if not trainer.dist.is_main:
+        return RunSummary(out_dir, model, {}, result.history)
+    model.save(out_dir / MODEL_DIR)
+    history = read_history(out_dir)
+    metrics = evaluate_reconstruction(model, sample_rows(data, 65536, seed=trainer.config.seed + 1))
+    metrics["final_loss"] = history[-1]["loss"] if history else None
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    plot_training(history, metrics["density_histogram"], out_dir / "training.png",
+                  title=f"{model.config.architecture} SAE, {model.config.n_latents} latents")
+    return RunSummary(out_dir, model, metrics, history)
+
+
+def read_history(out_dir: Path) -> list[dict[str, Any]]:
+    log = out_dir / "metrics.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+
+def evaluate(model_dir: str | Path, data: str | Path, max_rows: int = 262144) -> dict[str, Any]:
+    model = load_model(model_dir)
+    x = sample_rows(data, max_rows)
+    if x.shape[1] != model.config.d_in:
+        raise ShapeError(f"{data}: the data has {x.shape[1]} features but the model expects {model.config.d_in}")
+    return evaluate_reconstruction(model, x)
+
+
+def info(model_dir: str | Path) -> dict[str, Any]:
+    model = load_model(model_dir)
+    description = model.describe()
+    description["parameters"] = {name: list(t.shape) for name, t in model.state_dict().items()}
+    return description
+
+
+
+
+DEMO_MARKER = "demo.json"
+
+
+def demo(out_dir: str | Path = "demo-out", steps: int = 4000, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Train a TopK SAE on the default synthetic feature world and score it against the true features.
+
+    Writes out_dir/store (the activations), out_dir/run (model, checkpoints, logs, training.png) and
+    out_dir/metrics.json. A previous demo output at out_dir is replaced; any other directory is refused.
+    """
+    from .data import write_store
+    from .worlds import FeatureWorld, FeatureWorldConfig, recovery_scores
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not (out_dir / DEMO_MARKER).is_file():
+            raise ConfigError(f"{out_dir}: exists and is not a previous demo output; choose another --out")
+        shutil.rmtree(out_dir)
+    world = FeatureWorld(FeatureWorldConfig(seed=seed))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / DEMO_MARKER, {"world": world.config.to_dict(), "steps": steps, "seed": seed})
+        train_x = world.sample(300_000, seed=1, with_magnitudes=False).x
+        provenance = {"dataset": "aekit feature world", "world": world.config.to_dict()}
+        write_store(out_dir / "store", train_x, rows_per_shard=65536, provenance=provenance)
+        del train_x
+        summary = train(
+            out_dir / "store", out_dir / "run",
+            {"architecture": "topk", "n_latents": 2 * world.config.n_features, "k": 5},
+            TrainConfig(steps=steps, batch_size=1024, lr=1e-3, seed=seed, progress=progress, checkpoint_every=1000),
+            provenance=provenance,
+        )
+        held_out = world.sample(20_000, seed=2)
+        metrics = evaluate_reconstruction(summary.model, held_out.x)
+        metrics.update(recovery_scores(summary.model, world, held_out))
+        metrics["true_mean_active"] = float(held_out.active.sum(-1).float().mean())
+        atomic_write_json(out_dir / "metrics.json", metrics)
+        plot_training(summary.history, metrics["density_histogram"], out_dir / "training.png",
+                      title=f"demo: TopK SAE on the feature world — MCC {metrics['mcc']:.3f}")
+        return metrics
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
