@@ -6,6 +6,7 @@ Every user mistake becomes one line on stderr ("aekit: error: ...") and exit cod
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -65,16 +66,25 @@ def split_settings(content: dict[str, Any], where: str) -> dict[str, dict[str, A
     settings: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "run": {}}
     model_fields, train_fields = set(SAEConfig.field_names()), set(TrainConfig.field_names())
     for key, value in content.items():
-        if key in ("model", "train") and isinstance(value, dict):
+        if key in ("model", "train"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: section {key!r} must be a mapping of settings, got {value!r}")
             settings[key].update(value)
         elif key in ("data", "out"):
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: {key!r} must be a path (a string), got {value!r}")
             settings["run"][key] = value
         elif key in model_fields:
             settings["model"][key] = value
         elif key in train_fields:
             settings["train"][key] = value
         else:
-            raise ConfigError(f"{where}: unknown setting {key!r}; use sections model/train or their field names")
+            known = ["model", "train", "data", "out", *sorted(model_fields | train_fields)]
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}? Otherwise " if close else ""
+            raise ConfigError(
+                f"{where}: unknown setting {key!r}; {hint}use sections model/train or their field names"
+            )
     return settings
 
 

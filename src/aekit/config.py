@@ -37,7 +37,12 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         if kind is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+            if isinstance(value, str):
+                number = float(value)  # accepts "1e4"; refuses "1.5" below
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            return int(value)
         if kind is float:
             if isinstance(value, bool):
                 raise ValueError

@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from .config import coerce
 from .data import open_source
-from .errors import AekitError, ConfigError, ShapeError
+from .errors import AekitError, ConfigError, FormatError, ShapeError
 from .fileio import atomic_write_json, read_json
 from .models import SAEConfig, SparseAutoencoder, load_model
 from .models.evaluate import evaluate_reconstruction
@@ -53,7 +54,7 @@ def _check_fresh_output(out_dir: Path) -> None:
 def build_model_config(settings: dict[str, Any], d_in: int) -> SAEConfig:
     settings = dict(settings)
     given = settings.get("d_in")
-    if given not in (None, 0, "0") and int(given) != d_in:
+    if given not in (None, 0, "0") and coerce(given, int, "model.d_in") not in (0, d_in):
         raise ShapeError(f"model.d_in: the data has {d_in} features but d_in={given} was requested")
     settings["d_in"] = d_in
     if settings.get("n_latents") in (None, 0, "0"):
@@ -83,9 +84,16 @@ def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any],
         model.provenance.setdefault("dataset", str(Path(data).resolve()))
         trainer = Trainer(model, source, train_config, out_dir=out_dir)
         return _finish(trainer, data, out_dir)
-    except (AekitError, KeyboardInterrupt):
-        if created and not (out_dir / "checkpoints").is_dir():
-            shutil.rmtree(out_dir, ignore_errors=True)
+    except (AekitError, KeyboardInterrupt, OSError):
+        if not (out_dir / "checkpoints").is_dir():
+            if created:
+                shutil.rmtree(out_dir, ignore_errors=True)
+            else:  # the directory existed and was empty (checked above): leave it empty again
+                for child in list(out_dir.iterdir()):
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
         raise
 
 
@@ -93,6 +101,10 @@ def resume(out_dir: str | Path, data: str | Path | None = None) -> RunSummary:
     """Continue the run saved in `out_dir` from its newest checkpoint."""
     out_dir = Path(out_dir)
     run = read_json(out_dir / RUN_FILE, "run description")
+    for key in ("data", "train", "model"):
+        if key not in run or (key == "data" and not isinstance(run[key], str)):
+            raise FormatError(f"{out_dir / RUN_FILE}: run description lacks a valid {key!r} entry; "
+                              "it was not written by aekit train or was edited")
     data = data or run["data"]
     train_config = TrainConfig.from_dict(run["train"], where=f"{out_dir / RUN_FILE}:train")
     model_config = SAEConfig.from_dict(run["model"], where=f"{out_dir / RUN_FILE}:model")

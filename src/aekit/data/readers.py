@@ -35,8 +35,8 @@ def _to_tensor(value: object, path: Path) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, np.ndarray):
-        if value.dtype == object:
-            raise DataError(f"{path}: holds Python objects, not numbers")
+        if value.dtype.kind not in "fiub":
+            raise DataError(f"{path}: holds {value.dtype} values, not plain numbers; save a numeric 2-D array")
         return torch.from_numpy(np.ascontiguousarray(value))
     raise DataError(f"{path}: expected an array of activations, found {type(value).__name__}")
 

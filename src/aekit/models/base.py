@@ -121,7 +121,7 @@ def load_model(directory: str | Path) -> Autoencoder:
             f"(expects {FORMAT_VERSION}); upgrade aekit or re-export the model"
         )
     kind = meta.get("kind")
-    if kind not in MODEL_KINDS:
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:
         raise FormatError(f"{directory / CONFIG_FILE}: unknown model kind {kind!r}; known: {sorted(MODEL_KINDS)}")
     model_cls = MODEL_KINDS[kind]
     config = model_cls.config_class.from_dict(meta.get("config", {}), where=f"{directory / CONFIG_FILE}:config")

@@ -1,0 +1,159 @@
+"""`aekit` happy paths: train from flags and from a config file, eval, info, --version, and one real process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from aekit import __version__
+from aekit.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+QUICK = ["--batch-size", "64", "--progress", "false", "--checkpoint-every", "0"]
+
+
+def _run_outputs_ok(out: Path) -> dict:
+    """Check a finished run directory; return the saved model's config.json."""
+    model = out / "model"
+    for path in (model / "config.json", model / "model.safetensors", out / "metrics.json", out / "metrics.jsonl",
+                 out / "training.png"):
+        assert path.is_file() and path.stat().st_size > 0, f"{path} missing or empty"
+    assert (out / "training.png").read_bytes()[:8] == PNG_SIGNATURE
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("mse", "fvu", "l0", "dead_fraction"):
+        assert np.isfinite(metrics[key]), key
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert log and all(np.isfinite(r["loss"]) for r in log)
+    return json.loads((model / "config.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "x.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((256, 8)).astype(np.float32))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data) -> tuple[Path, int, str]:
+    """One run from flags, shared by the eval and info tests: (out dir, exit code, stdout)."""
+    out = tmp_path_factory.mktemp("runs") / "flags"
+    capture = tmp_path_factory.mktemp("runs") / "stdout.txt"
+    with open(capture, "w") as f, contextlib.redirect_stdout(f):
+        code = main(["train", "--data", str(data), "--out", str(out), "--steps", "5", "--n-latents", "16",
+                     "--k", "2", "--lr", "3e-3", *QUICK])
+    return out, code, capture.read_text()
+
+
+def test_train_from_npy_with_flags(trained, data):
+    out, code, stdout = trained
+    assert code == 0
+    meta = _run_outputs_ok(out)
+    assert meta["kind"] == "sae" and meta["format_version"] == 1
+    assert meta["config"]["d_in"] == 8 and meta["config"]["n_latents"] == 16 and meta["config"]["k"] == 2
+    assert meta["provenance"]["dataset"] == str(data.resolve())
+    run = json.loads((out / "run.json").read_text())
+    assert run["train"]["steps"] == 5 and run["train"]["lr"] == 3e-3 and run["train"]["batch_size"] == 64
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 5
+    assert "mse:" in stdout and f"model: {out / 'model'}" in stdout
+
+
+def test_train_from_yaml_config(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    config = tmp_path / "sae.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": str(data),
+        "out": str(out),
+        "model": {"architecture": "topk", "n_latents": 24, "k": 3},
+        "train": {"steps": 6, "batch_size": 32, "lr": 2e-3, "progress": False, "checkpoint_every": 0,
+                  "log_every": 2},
+    }))
+    assert main(["train", "--config", str(config)]) == 0
+    assert "model:" in capsys.readouterr().out
+    meta = _run_outputs_ok(out)
+    assert meta["config"]["n_latents"] == 24 and meta["config"]["k"] == 3
+    run = json.loads((out / "run.json").read_text())
+    assert run["train"]["steps"] == 6 and run["train"]["batch_size"] == 32 and run["train"]["log_every"] == 2
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [2, 4, 6]
+
+
+def test_flags_override_config_file(tmp_path, data, capsys):
+    config = tmp_path / "sae.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": str(tmp_path / "not-used.npy"),
+        "out": str(tmp_path / "not-used"),
+        "model": {"n_latents": 32, "k": 4},
+        "train": {"steps": 50, "lr": 0.5, "batch_size": 64, "progress": False, "checkpoint_every": 0},
+        "seed": 3,  # flat keys are routed to their section
+    }))
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out),
+                 "--n-latents", "16", "--steps", "4", "--lr", "1e-3"])
+    capsys.readouterr()
+    assert code == 0
+    assert not (tmp_path / "not-used").exists()
+    meta = _run_outputs_ok(out)
+    assert meta["config"]["n_latents"] == 16  # flag
+    assert meta["config"]["k"] == 4  # file
+    run = json.loads((out / "run.json").read_text())
+    assert run["train"]["steps"] == 4 and run["train"]["lr"] == 1e-3  # flags
+    assert run["train"]["batch_size"] == 64 and run["train"]["seed"] == 3  # file
+    assert run["data"] == str(data.resolve())
+
+
+def test_eval_json(trained, data, capsys):
+    out = trained[0]
+    assert main(["eval", str(out / "model"), "--data", str(data), "--json"]) == 0
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)
+    for key in ("mse", "fvu", "l0", "dead_fraction"):
+        assert isinstance(metrics[key], float) and np.isfinite(metrics[key]), key
+    assert 0 < metrics["l0"] <= 2  # TopK with k=2
+    assert 0 <= metrics["dead_fraction"] <= 1
+    assert captured.err == ""
+
+
+def test_eval_text(trained, data, capsys):
+    assert main(["eval", str(trained[0] / "model"), "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.strip().startswith("fvu:") for line in lines)
+
+
+def test_info(trained, capsys):
+    assert main(["info", str(trained[0] / "model")]) == 0
+    description = json.loads(capsys.readouterr().out)
+    assert description["kind"] == "sae"
+    assert description["format_version"] == 1
+    assert description["aekit_version"] == __version__
+    assert description["config"]["n_latents"] == 16
+    shapes = description["parameters"]
+    assert shapes["W_enc"] == [16, 8] and shapes["W_dec"] == [16, 8]
+    assert shapes["b_enc"] == [16] and shapes["b_dec"] == [8]
+
+
+def test_version_subprocess():
+    result = subprocess.run([sys.executable, "-m", "aekit", "--version"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"aekit {__version__}"
+
+
+def test_bad_lr_in_a_real_process(tmp_path, data):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "aekit", "train", "--data", str(data), "--out", str(out), "--lr", "-0.5", *QUICK],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("aekit: error: ")
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
+    assert "train.lr" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    assert not out.exists()
