@@ -157,3 +157,21 @@ def test_bad_lr_in_a_real_process(tmp_path, data):
     assert "train.lr" in result.stderr and "Traceback" not in result.stderr + result.stdout
     assert result.stdout == ""
     assert not out.exists()
+
+
+def test_demo_writes_its_outputs_and_refuses_a_foreign_directory(tmp_path):
+    from aekit.cli import main as cli_main
+
+    out = tmp_path / "demo"
+    assert cli_main(["demo", "--out", str(out), "--steps", "20", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"mse", "fvu", "l0", "dead_fraction", "mcc", "mean_best_f1"} <= set(metrics)
+    assert metrics["l0"] <= 5.0
+    assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "run" / "model" / "model.safetensors").is_file()
+    assert (out / "store" / "manifest.json").is_file()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert cli_main(["demo", "--out", str(foreign), "--steps", "20", "--quiet"]) == 2
+    assert (foreign / "notes.txt").read_text() == "keep me"
