@@ -18,7 +18,7 @@ from ..errors import AekitError, DataError
 from ..fileio import load_safetensors
 from .validate import check_activations
 
-PREFERRED_KEYS = ("activations", "x", "data", "arr_0")
+PREFERRED_KEYS = ("activations", "x", "data")
 SUPPORTED = (".npy", ".npz", ".safetensors", ".pt", ".pth")
 
 
@@ -73,8 +73,8 @@ def read_array(path: str | Path) -> Tensor:
         raise
     except pickle.UnpicklingError as e:
         raise DataError(
-            f"{path}: refused to load: it holds pickled objects, and aekit only loads plain tensors "
-            f"(torch.load weights_only=True): {_first_line(e)}"
+            f"{path}: refused to load: torch.load(weights_only=True) rejected it (it holds pickled objects or is "
+            f"not a tensor file); save plain tensors or use .safetensors: {_first_line(e)}"
         ) from None
     except (ValueError, OSError, EOFError, RuntimeError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: cannot read {suffix} file ({_first_line(e)})") from None
