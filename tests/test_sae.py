@@ -126,3 +126,18 @@ def test_load_refuses_mismatched_config(tmp_path):
 def test_wrong_input_dimension_is_a_shape_error():
     with pytest.raises(ShapeError, match="expects"):
         _model()(torch.randn(4, 11))
+
+
+def test_safetensors_whose_header_length_starts_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):
+    from safetensors.torch import save_file
+
+    from aekit.fileio import load_safetensors
+
+    for pad in range(300):
+        path = tmp_path / "t.safetensors"
+        save_file({"w": torch.zeros(2)}, path, metadata={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding produced a header length whose low byte is 0x80")
+    assert torch.equal(load_safetensors(path)["w"], torch.zeros(2))

@@ -110,12 +110,14 @@ def check_safetensors_header(path: Path) -> None:
             head = f.read(9)
     except OSError as e:
         raise FormatError(f"{path}: cannot read ({e.strerror})") from None
-    if head.startswith(PICKLE_MAGIC):
+    looks_like_safetensors = len(head) == 9 and head[8:9] == b"{"
+    # a safetensors header length can itself start with byte 0x80, so test the safetensors shape first
+    if not looks_like_safetensors and head.startswith(PICKLE_MAGIC):
         raise FormatError(
             f"{path}: is a pickle/torch.save file, not safetensors; aekit never loads pickles "
             "(convert it with safetensors.torch.save_file)"
         )
-    if len(head) < 9 or head[8:9] != b"{":
+    if not looks_like_safetensors:
         raise FormatError(f"{path}: is not a safetensors file (bad header)")
     (header_len,) = struct.unpack("<Q", head[:8])
     if header_len > path.stat().st_size - 8:

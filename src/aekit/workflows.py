@@ -51,11 +51,16 @@ def _check_fresh_output(out_dir: Path) -> None:
         )
 
 
-def build_model_config(settings: dict[str, Any], d_in: int) -> SAEConfig:
+def build_model_config(settings: dict[str, Any], data_dim: int) -> SAEConfig:
+    """Fill d_in (and the default n_latents) from the data; a transcoder's rows are [x | y], y of size d_out."""
     settings = dict(settings)
+    d_out = coerce(settings.get("d_out"), int | None, "model.d_out")
+    d_in = data_dim - (d_out or 0)
+    if d_in < 1:
+        raise ShapeError(f"model.d_out: the data has {data_dim} columns, too few for a d_out={d_out} target plus input")
     given = settings.get("d_in")
     if given not in (None, 0, "0") and coerce(given, int, "model.d_in") not in (0, d_in):
-        raise ShapeError(f"model.d_in: the data has {d_in} features but d_in={given} was requested")
+        raise ShapeError(f"model.d_in: the data has {d_in} features for the input but d_in={given} was requested")
     settings["d_in"] = d_in
     if settings.get("n_latents") in (None, 0, "0"):
         settings["n_latents"] = DEFAULT_EXPANSION * d_in
@@ -109,8 +114,9 @@ def resume(out_dir: str | Path, data: str | Path | None = None) -> RunSummary:
     train_config = TrainConfig.from_dict(run["train"], where=f"{out_dir / RUN_FILE}:train")
     model_config = SAEConfig.from_dict(run["model"], where=f"{out_dir / RUN_FILE}:model")
     source = open_source(data, train_config.batch_size, seed=train_config.seed, buffer_rows=train_config.buffer_rows)
-    if source.d != model_config.d_in:
-        raise ShapeError(f"{data}: the data has {source.d} features but the saved run expects {model_config.d_in}")
+    expected = model_config.d_in + (model_config.d_out or 0)
+    if source.d != expected:
+        raise ShapeError(f"{data}: the data has {source.d} columns but the saved run expects {expected}")
     model = SparseAutoencoder(model_config, seed=train_config.seed)
     model.provenance.update(run.get("provenance") or {})
     model.provenance.setdefault("dataset", str(Path(data).resolve()))
@@ -143,8 +149,9 @@ def read_history(out_dir: Path) -> list[dict[str, Any]]:
 def evaluate(model_dir: str | Path, data: str | Path, max_rows: int = 262144) -> dict[str, Any]:
     model = load_model(model_dir)
     x = sample_rows(data, max_rows)
-    if x.shape[1] != model.config.d_in:
-        raise ShapeError(f"{data}: the data has {x.shape[1]} features but the model expects {model.config.d_in}")
+    expected = model.config.d_in + (model.config.d_out or 0)
+    if x.shape[1] != expected:
+        raise ShapeError(f"{data}: the data has {x.shape[1]} features but the model expects {expected}")
     return evaluate_reconstruction(model, x)
 
 

@@ -13,29 +13,34 @@ from .base import Autoencoder
 
 
 @torch.no_grad()
-def evaluate_reconstruction(model: Autoencoder, x: Tensor, batch_size: int = 4096) -> dict[str, Any]:
-    """MSE, FVU, L0, dead/dense fractions and the feature-density histogram of `model` on rows `x`."""
-    d_in = model.config.d_in
-    x = check_activations(x, "evaluation data", d_in).float()
+def evaluate_reconstruction(model: Autoencoder, batch: Tensor, batch_size: int = 4096) -> dict[str, Any]:
+    """MSE, FVU, L0, dead/dense fractions and the feature-density histogram of `model` on `batch`.
+
+    For a transcoder the rows are [x | y] and the errors are measured on y."""
+    width = model.config.d_in + (getattr(model.config, "d_out", None) or 0)
+    batch = check_activations(batch, "evaluation data", width).float()
     model.eval()
     device = next(model.parameters()).device
-    n_latents = model.config.n_latents
-    counts = torch.zeros(n_latents, dtype=torch.long)
+    counts = torch.zeros(model.config.n_latents, dtype=torch.long)
     sq_err, l0_sum = 0.0, 0.0
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].to(device)
-        codes = model.encode(xb)
-        x_hat = model.decode(codes)
-        sq_err += float((x_hat - xb).double().pow(2).sum())
+    target_sum = target_sq = None
+    for start in range(0, len(batch), batch_size):
+        x, y = model.split_batch(batch[start : start + batch_size].to(device))
+        codes = model.encode(x)
+        sq_err += float((model.decode(codes) - y).double().pow(2).sum())
         l0_sum += float(codes.l0().double().sum())
         counts += codes.fire_counts().cpu()
-    total_var = float((x.double() - x.double().mean(0)).pow(2).sum())
-    density = metrics.feature_density(counts, len(x))
+        y = y.double().cpu()
+        target_sum = y.sum(0) if target_sum is None else target_sum + y.sum(0)
+        target_sq = y.pow(2).sum(0) if target_sq is None else target_sq + y.pow(2).sum(0)
+    n = len(batch)
+    total_var = float((target_sq - target_sum.pow(2) / n).sum())
+    density = metrics.feature_density(counts, n)
     return {
-        "n_samples": len(x),
-        "mse": sq_err / x.numel(),
+        "n_samples": n,
+        "mse": sq_err / (n * model.config.target_dim),
         "fvu": sq_err / max(total_var, 1e-30),
-        "l0": l0_sum / len(x),
+        "l0": l0_sum / n,
         "dead_fraction": metrics.dead_fraction(density),
         "dense_fraction": metrics.dense_fraction(density),
         "density_histogram": metrics.density_histogram(density),

@@ -1,8 +1,11 @@
-"""The sparse autoencoder: pre-encoder bias, unit-norm decoder rows, a pluggable bottleneck, AuxK for TopK.
+"""The sparse autoencoder: pre-encoder bias, unit-norm decoder rows, a pluggable bottleneck, AuxK.
 
 Inputs are scaled by `input_scale` so that E||x·s||² = 1 during training (hyper-parameters then transfer
-between models and layers); `prepare_for_save` folds the scale into the biases, so a saved model maps raw
-activations to raw reconstructions and its codes are in raw units.
+between models and layers); `prepare_for_save` folds the scale into the biases and thresholds, so a saved
+model maps raw activations to raw reconstructions and its codes are in raw units.
+
+Transcoder mode (`d_out` set): the model encodes x (d_in) and reconstructs a different target y (d_out);
+training rows are then [x | y] concatenated, and y has its own scale.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from torch import Tensor, nn
 
 from ..config import ConfigBase
 from ..errors import ShapeError
-from ..nn.bottlenecks import BOTTLENECKS, make_bottleneck
-from ..nn.codes import Codes
+from ..nn.bottlenecks import BOTTLENECKS, LossContext, make_bottleneck
+from ..nn.codes import Codes, at_least_float32
 from ..nn.distributed import global_total_variance
 from ..nn.sparse_ops import sparse_decode, sparse_encode
 from .base import Autoencoder, Output
@@ -32,26 +35,61 @@ class SAEConfig(ConfigBase):
     d_in: int = 0
     n_latents: int = 0
     architecture: str = "topk"
-    k: int = 32
-    l1_coefficient: float = 1e-3
+    k: int = 32  # topk: latents per row; batchtopk/matryoshka: mean latents per row
+    l1_coefficient: float = 1e-3  # relu, gated
+    l1_decoder_weighted: bool = False  # relu: penalise |f_i|·||d_i|| and leave decoder norms free
+    l0_coefficient: float = 1e-3  # jumprelu
+    jumprelu_bandwidth: float = 1e-3  # jumprelu: STE kernel width ε (normalised units)
+    jumprelu_init_threshold: float = 1e-3
+    threshold_momentum: float = 0.99  # batchtopk/matryoshka: running mean of the inference threshold
+    matryoshka_prefixes: str = ""  # comma-separated prefix sizes; default n/16, n/8, n/4, n/2, n
     aux_k: int | None = None  # latents the AuxK loss may use; default d_in // 2
     aux_coefficient: float = 1 / 32
     normalize_input: bool = True
+    d_out: int | None = None  # transcoder: reconstruct a d_out-dimensional target instead of the input
 
     def validate(self) -> None:
         self._require(self.architecture in BOTTLENECKS, "architecture", f"choose one of {sorted(BOTTLENECKS)}")
         self._require(self.d_in >= 1, "d_in", "must be a positive integer")
         self._require(self.n_latents >= 1, "n_latents", "must be a positive integer")
-        if self.architecture == "topk":
+        if self.architecture in ("topk", "batchtopk", "matryoshka"):
             self._require(1 <= self.k <= self.n_latents, "k", f"must be between 1 and n_latents={self.n_latents}")
-        self._require(self.l1_coefficient >= 0 and math.isfinite(self.l1_coefficient), "l1_coefficient",
-                      "must be a finite number ≥ 0")
+        for name in ("l1_coefficient", "l0_coefficient", "aux_coefficient"):
+            value = getattr(self, name)
+            self._require(math.isfinite(value) and value >= 0, name, "must be a finite number ≥ 0")
+        for name in ("jumprelu_bandwidth", "jumprelu_init_threshold"):
+            value = getattr(self, name)
+            self._require(math.isfinite(value) and value > 0, name, "must be a positive number")
+        self._require(0 <= self.threshold_momentum < 1, "threshold_momentum", "must be in [0, 1)")
         self._require(self.aux_k is None or self.aux_k >= 1, "aux_k", "must be ≥ 1 or null")
-        self._require(self.aux_coefficient >= 0, "aux_coefficient", "must be ≥ 0")
+        self._require(self.d_out is None or self.d_out >= 1, "d_out", "must be ≥ 1 or null")
+        if self.architecture == "matryoshka":
+            self.prefix_sizes()
+
+    def prefix_sizes(self) -> list[int]:
+        """Matryoshka prefix sizes, increasing and ending at n_latents."""
+        n = self.n_latents
+        if not self.matryoshka_prefixes.strip():
+            return sorted({max(1, n // 16), max(1, n // 8), max(1, n // 4), max(1, n // 2), n})
+        try:
+            sizes = [int(part) for part in self.matryoshka_prefixes.split(",") if part.strip()]
+        except ValueError:
+            sizes = []
+        ok = bool(sizes) and all(a < b for a, b in zip([0, *sizes], sizes, strict=False)) and sizes[-1] <= n
+        self._require(ok, "matryoshka_prefixes", f"must be increasing positive integers ≤ n_latents={n}, e.g. '64,256'")
+        return sizes if sizes[-1] == n else [*sizes, n]
 
     @property
     def effective_aux_k(self) -> int:
         return min(self.aux_k or max(1, self.d_in // 2), self.n_latents)
+
+    @property
+    def target_dim(self) -> int:
+        return self.d_out or self.d_in
+
+    @property
+    def is_transcoder(self) -> bool:
+        return self.d_out is not None
 
 
 class SparseAutoencoder(Autoencoder):
@@ -60,60 +98,83 @@ class SparseAutoencoder(Autoencoder):
 
     def __init__(self, config: SAEConfig, seed: int | None = None):
         super().__init__(config)
-        n, d = config.n_latents, config.d_in
+        n, d, d_out = config.n_latents, config.d_in, config.target_dim
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        W_dec = torch.randn(n, d, generator=generator)
+        W_dec = torch.randn(n, d_out, generator=generator)
         W_dec /= W_dec.norm(dim=1, keepdim=True)
         self.W_dec = nn.Parameter(W_dec)
-        self.W_enc = nn.Parameter(W_dec.clone())  # tied initialisation (Gao et al.; Conerly et al.)
+        if config.is_transcoder:
+            W_enc = torch.randn(n, d, generator=generator)
+            self.W_enc = nn.Parameter(W_enc / W_enc.norm(dim=1, keepdim=True))
+        else:
+            self.W_enc = nn.Parameter(W_dec.clone())  # tied initialisation (Gao et al.; Conerly et al.)
         self.b_enc = nn.Parameter(torch.zeros(n))
-        self.b_dec = nn.Parameter(torch.zeros(d))
+        self.b_dec = nn.Parameter(torch.zeros(d_out))
         self.register_buffer("input_scale", torch.ones(()))
-        self.bottleneck = make_bottleneck(config.architecture, n, config.k, config.l1_coefficient)
+        self.register_buffer("target_scale", torch.ones(()))  # equals input_scale unless a transcoder
+        self.bottleneck = make_bottleneck(config)
 
     # --- encode / decode in normalised units --------------------------------------------------------
-    def _encode_normalized(self, x_n: Tensor) -> tuple[Codes, Tensor]:
-        """Codes of normalised inputs, plus the detached dense pre-activations (AuxK reuses them)."""
-        x_c = x_n - self.b_dec
+    def _encoder_input(self, x_n: Tensor) -> Tensor:
+        # the pre-encoder bias lives in the reconstruction space, so only an autoencoder subtracts it
+        return x_n if self.config.is_transcoder else x_n - self.b_dec
+
+    def _encode_normalized(self, x_n: Tensor) -> tuple[Codes, Tensor, Tensor]:
+        """(codes, pre-activations with gradient where codes live, detached dense pre-activations)."""
+        x_c = self._encoder_input(x_n)
         if self.bottleneck.sparse:
             with torch.no_grad():
-                pre = F.linear(x_c, self.W_enc, self.b_enc)
-                idx = self.bottleneck.select(pre)
-            values = self.bottleneck.activate(sparse_encode(x_c, self.W_enc, self.b_enc, idx, pre.gather(1, idx)))
-            return Codes(self.config.n_latents, values=values, indices=idx), pre
+                dense = at_least_float32(F.linear(x_c, self.W_enc, self.b_enc))
+                selection = self.bottleneck.select(dense)
+            idx = selection.indices
+            pre = sparse_encode(x_c, self.W_enc, self.b_enc, idx, dense.gather(1, idx))
+            values = self.bottleneck.activate(pre, idx)
+            if selection.valid is not None:
+                values = values * selection.valid
+            return Codes(self.config.n_latents, values=values, indices=idx), pre, dense
         pre = F.linear(x_c, self.W_enc, self.b_enc)
-        return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre)), pre.detach()
+        return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, pre.detach()
 
     def _decode_normalized(self, codes: Codes) -> Tensor:
         if codes.is_sparse:
-            return sparse_decode(codes.values, codes.indices, self.W_dec) + self.b_dec
+            return sparse_decode(codes.values.to(self.W_dec.dtype), codes.indices, self.W_dec) + self.b_dec
         return codes.dense @ self.W_dec + self.b_dec
 
     def encode(self, x: Tensor) -> Codes:
-        self._check_input(x)
+        self._check_dim(x, self.config.d_in, "input")
         return self._encode_normalized(x * self.input_scale)[0]
 
     def decode(self, codes: Codes) -> Tensor:
-        return self._decode_normalized(codes) / self.input_scale
+        return self._decode_normalized(codes) / self.target_scale
 
-    def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> Output:
-        """Reconstruct x; `dead_mask` (n_latents,) marks latents the AuxK loss may revive."""
-        self._check_input(x)
+    def split_batch(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        """(input, target): a transcoder's training rows are [x | y]; an autoencoder's target is its input."""
+        if not self.config.is_transcoder:
+            return batch, batch
+        self._check_dim(batch, self.config.d_in + self.config.d_out, "transcoder batch [x | y]")
+        return batch[:, : self.config.d_in], batch[:, self.config.d_in :]
+
+    def forward(self, batch: Tensor, dead_mask: Tensor | None = None) -> Output:
+        """Reconstruct the target; `dead_mask` (n_latents,) marks latents the AuxK loss may revive."""
+        x, y = self.split_batch(batch)
+        self._check_dim(x, self.config.d_in, "input")
         x_n = x * self.input_scale
-        codes, pre = self._encode_normalized(x_n)
-        x_hat_n = self._decode_normalized(codes)
-        losses = {"mse": (x_hat_n - x_n).pow(2).sum(-1).mean()}
-        losses.update(self.bottleneck.penalties(codes, self.W_dec.norm(dim=1)))
-        if dead_mask is not None and self.bottleneck.sparse and self.config.aux_coefficient > 0:
-            aux = self._aux_k_loss(x_n, x_hat_n, pre, dead_mask)
+        y_n = y * self.target_scale
+        codes, pre, dense_pre = self._encode_normalized(x_n)
+        y_hat_n = self._decode_normalized(codes)
+        losses = {"mse": (y_hat_n - y_n).pow(2).sum(-1).mean()}
+        ctx = LossContext(pre=pre, codes=codes, target=y_n, x_hat=y_hat_n, W_dec=self.W_dec, b_dec=self.b_dec)
+        losses.update(self.bottleneck.losses(ctx))
+        if dead_mask is not None and self.bottleneck.uses_aux_k and self.config.aux_coefficient > 0:
+            aux = self._aux_k_loss(x_n, y_n, y_hat_n, dense_pre, dead_mask)
             if aux is not None:
                 losses["aux_k"] = aux
-        return Output(x_hat=x_hat_n / self.input_scale, codes=codes, losses=losses)
+        return Output(x_hat=y_hat_n / self.target_scale, codes=codes, losses=losses)
 
-    def _aux_k_loss(self, x_n: Tensor, x_hat_n: Tensor, pre: Tensor, dead_mask: Tensor) -> Tensor | None:
+    def _aux_k_loss(self, x_n: Tensor, y_n: Tensor, y_hat_n: Tensor, pre: Tensor, dead_mask: Tensor) -> Tensor | None:
         """AuxK (Gao et al. 2024): dead latents learn to predict the main reconstruction's residual.
 
-        The residual x - x̂ already excludes b_dec (x̂ contains it), so the auxiliary reconstruction uses
+        The residual y - ŷ already excludes b_dec (ŷ contains it), so the auxiliary reconstruction uses
         the decoder rows alone; adding b_dec again would double-count it.
         """
         n_dead = int(dead_mask.sum())
@@ -122,45 +183,59 @@ class SparseAutoencoder(Autoencoder):
         k_aux = min(self.config.effective_aux_k, n_dead)
         with torch.no_grad():
             aux_idx = pre.masked_fill(~dead_mask, float("-inf")).topk(k_aux, dim=-1, sorted=False).indices
-        x_c = x_n - self.b_dec
+        x_c = self._encoder_input(x_n)
         aux_values = torch.relu(sparse_encode(x_c, self.W_enc, self.b_enc, aux_idx, pre.gather(1, aux_idx)))
-        residual = (x_n - x_hat_n).detach()
-        residual_hat = sparse_decode(aux_values, aux_idx, self.W_dec)
+        residual = (y_n - y_hat_n).detach()
+        residual_hat = sparse_decode(aux_values.to(self.W_dec.dtype), aux_idx, self.W_dec)
         scale = global_total_variance(residual).clamp_min(1e-12)
         return self.config.aux_coefficient * (residual_hat - residual).pow(2).sum(-1).mean() / scale
 
-    def _check_input(self, x: Tensor) -> None:
-        if x.ndim != 2 or x.shape[1] != self.config.d_in:
-            raise ShapeError(
-                f"input has shape {tuple(x.shape)} but this SAE expects (batch, {self.config.d_in})"
-            )
+    @staticmethod
+    def _check_dim(x: Tensor, d: int, what: str) -> None:
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ShapeError(f"{what} has shape {tuple(x.shape)} but this SAE expects (batch, {d})")
 
     # --- Trainer hooks ------------------------------------------------------------------------------
     @torch.no_grad()
-    def initialize_from_data(self, x: Tensor) -> None:
+    def initialize_from_data(self, batch: Tensor) -> None:
+        x, y = self.split_batch(batch)
         if self.config.normalize_input:
-            self.input_scale.fill_(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12).item())
-        self.b_dec.copy_((x * self.input_scale).mean(0))
+            self.input_scale.fill_(_unit_mean_square_scale(x))
+            self.target_scale.fill_(_unit_mean_square_scale(y) if self.config.is_transcoder else self.input_scale)
+        self.b_dec.copy_((y * self.target_scale).mean(0))
 
     @torch.no_grad()
     def before_optimizer_step(self) -> None:
         """Remove the gradient component parallel to each decoder row (it could only change its norm)."""
-        if self.W_dec.grad is not None:
+        if self.bottleneck.unit_norm_decoder and self.W_dec.grad is not None:
             g, W = self.W_dec.grad, self.W_dec
             g -= (g * W).sum(-1, keepdim=True) * W
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
-        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self.bottleneck.after_optimizer_step()
+        if self.bottleneck.unit_norm_decoder:
+            self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     @torch.no_grad()
     def prepare_for_save(self) -> None:
-        """Fold input_scale s into the biases: pre/s and codes/s, so raw x maps to raw x̂ exactly."""
-        s = float(self.input_scale)
-        if s == 1.0:
+        """Fold the scales into the weights: raw x maps to raw ŷ exactly, codes come out in raw target units.
+
+        With x_n = s·x and y = ŷ_n / t: pre/t = W_enc·(s/t)·x + b_enc/t (minus b_dec/t for an autoencoder,
+        where s = t), and ŷ = W_dec·(f/t) + b_dec/t. So W_enc scales by s/t, biases and thresholds by 1/t.
+        """
+        s, t = float(self.input_scale), float(self.target_scale)
+        if s == 1.0 and t == 1.0:
             return
-        self.b_enc /= s
-        self.b_dec /= s
-        self.bottleneck.fold_scale(s)
+        self.W_enc *= s / t
+        self.b_enc /= t
+        self.b_dec /= t
+        self.bottleneck.fold_scale(t)
         self.input_scale.fill_(1.0)
+        self.target_scale.fill_(1.0)
         self.provenance["input_scale_folded"] = s
+        self.provenance["target_scale_folded"] = t
+
+
+def _unit_mean_square_scale(x: Tensor) -> float:
+    return 1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12).item()

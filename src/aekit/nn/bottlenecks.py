@@ -1,20 +1,59 @@
 """Sparse bottlenecks: the part of a sparse autoencoder that turns pre-activations into codes.
 
-Every bottleneck answers two questions. `select(pre)` (no gradient): which latents may be active, as a
-(batch, k) index tensor, or None when the code is dense. `activate(pre)`: the code values given the
-pre-activations at those latents (or all of them). Splitting them lets the autoencoder compute the values,
-and their gradient, only at the selected latents.
+Every bottleneck answers three questions:
+- `select(pre)` (no gradient): which latents may be active, as a padded `Selection` of (batch, m) indices
+  with a validity mask, or None when the code is dense (ReLU-L1, Gated);
+- `activate(pre, indices)`: the code values, given the pre-activations at the selected latents (or all);
+- `losses(ctx)`: the loss terms it adds (sparsity penalties, auxiliary losses).
+Splitting selection from activation lets the autoencoder compute values and gradients only where a latent
+can be active, so sparse codes never build a dense batch × n_latents gradient.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from .codes import Codes
+from .codes import Codes, at_least_float32
+from .sparse_ops import sparse_decode
+from .ste import jump_relu, step
+
+if TYPE_CHECKING:
+    from ..models.sae import SAEConfig
+
+
+@dataclass
+class Selection:
+    """Selected latents per row: `indices` (batch, m); `valid` (batch, m) marks real entries (None: all)."""
+
+    indices: Tensor
+    valid: Tensor | None = None
+
+
+def selection_from_mask(mask: Tensor) -> Selection:
+    """Turn a boolean (batch, n) mask with a varying count per row into a padded Selection."""
+    width = max(int(mask.sum(1).max()), 1)
+    flags, indices = mask.to(torch.uint8).topk(width, dim=1, sorted=False)
+    return Selection(indices, flags.bool())
+
+
+@dataclass
+class LossContext:
+    """What a bottleneck may need to compute its losses."""
+
+    pre: Tensor  # pre-activations with gradient: (batch, n) for dense codes, (batch, m) at the selection
+    codes: Codes
+    target: Tensor  # the normalised reconstruction target
+    x_hat: Tensor  # the normalised reconstruction
+    W_dec: Tensor
+    b_dec: Tensor
+
+    def decode_frozen(self, dense_codes: Tensor) -> Tensor:
+        """Reconstruct through a stop-gradient copy of the decoder (Gated SAE's auxiliary path)."""
+        return dense_codes @ self.W_dec.detach() + self.b_dec.detach()
 
 
 class Bottleneck(nn.Module):
@@ -22,59 +61,210 @@ class Bottleneck(nn.Module):
 
     architecture: ClassVar[str]
     sparse: ClassVar[bool]  # True: codes travel as (values, indices)
+    uses_aux_k: ClassVar[bool] = False  # dead latents are revived with the AuxK loss
+    unit_norm_decoder: bool = True
 
-    def __init__(self, n_latents: int):
+    def __init__(self, config: SAEConfig):
         super().__init__()
-        self.n_latents = n_latents
+        self.n_latents = config.n_latents
 
-    def select(self, pre: Tensor) -> Tensor | None:
+    def select(self, pre: Tensor) -> Selection | None:
         return None
 
-    def activate(self, pre: Tensor) -> Tensor:
+    def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
         return torch.relu(pre)
 
-    def penalties(self, codes: Codes, decoder_row_norms: Tensor) -> dict[str, Tensor]:
-        """Sparsity loss terms the training objective adds for this bottleneck."""
+    def losses(self, ctx: LossContext) -> dict[str, Tensor]:
         return {}
 
+    def after_optimizer_step(self) -> None:
+        """Re-impose constraints on the bottleneck's own parameters."""
+
     def fold_scale(self, scale: float) -> None:
-        """Codes are about to be divided by `scale`; rescale any threshold that lives in code units."""
+        """Codes are about to be divided by `scale`; rescale any parameter that lives in code units."""
 
 
 class ReLUL1(Bottleneck):
-    """ReLU codes with an L1 penalty (Bricken et al. 2023); dense codes."""
+    """ReLU codes with an L1 penalty (Bricken et al. 2023).
+
+    With `l1_decoder_weighted` the penalty is Σ|f_i|·||d_i|| and decoder rows are left free (Anthropic's
+    April 2024 update); otherwise decoder rows have unit norm and the penalty is plain L1.
+    """
 
     architecture = "relu"
     sparse = False
 
-    def __init__(self, n_latents: int, l1_coefficient: float):
-        super().__init__(n_latents)
-        self.l1_coefficient = l1_coefficient
+    def __init__(self, config: SAEConfig):
+        super().__init__(config)
+        self.l1_coefficient = config.l1_coefficient
+        self.decoder_weighted = config.l1_decoder_weighted
+        self.unit_norm_decoder = not config.l1_decoder_weighted
 
-    def penalties(self, codes: Codes, decoder_row_norms: Tensor) -> dict[str, Tensor]:
-        return {"l1": self.l1_coefficient * codes.dense.abs().sum(-1).mean()}
+    def losses(self, ctx: LossContext) -> dict[str, Tensor]:
+        codes = ctx.codes.dense
+        if self.decoder_weighted:
+            codes = codes * ctx.W_dec.norm(dim=1)
+        return {"l1": self.l1_coefficient * codes.abs().sum(-1).mean()}
 
 
 class TopK(Bottleneck):
-    """Keep the k largest pre-activations of each row, then ReLU (Gao et al. 2024); sparse codes."""
+    """Keep the k largest pre-activations of each row, then ReLU (Gao et al. 2024)."""
 
     architecture = "topk"
     sparse = True
+    uses_aux_k = True
 
-    def __init__(self, n_latents: int, k: int):
-        super().__init__(n_latents)
-        self.k = k
+    def __init__(self, config: SAEConfig):
+        super().__init__(config)
+        self.k = config.k
 
-    def select(self, pre: Tensor) -> Tensor:
-        return pre.topk(self.k, dim=-1, sorted=False).indices
-
-
-BOTTLENECKS: dict[str, type[Bottleneck]] = {cls.architecture: cls for cls in (ReLUL1, TopK)}
+    def select(self, pre: Tensor) -> Selection:
+        return Selection(pre.topk(self.k, dim=-1, sorted=False).indices)
 
 
-def make_bottleneck(architecture: str, n_latents: int, k: int, l1_coefficient: float) -> Bottleneck:
-    if architecture == "topk":
-        return TopK(n_latents, k)
-    if architecture == "relu":
-        return ReLUL1(n_latents, l1_coefficient)
-    raise ConfigError(f"architecture: unknown {architecture!r}; choose one of {sorted(BOTTLENECKS)}")
+class BatchTopK(Bottleneck):
+    """Keep the k·batch largest activations of the whole batch (Bussmann et al. 2024).
+
+    Rows get a varying number of latents. Training tracks an inference threshold θ (running mean of the
+    smallest activation kept in each batch); evaluation keeps every activation above θ, so a row's code does
+    not depend on the other rows of its batch.
+    """
+
+    architecture = "batchtopk"
+    sparse = True
+    uses_aux_k = True
+
+    def __init__(self, config: SAEConfig):
+        super().__init__(config)
+        self.k = config.k
+        self.threshold_momentum = config.threshold_momentum
+        self.register_buffer("threshold", torch.full((), -1.0))  # < 0: not estimated yet
+
+    def select(self, pre: Tensor) -> Selection:
+        if not self.training and self.threshold >= 0:
+            return selection_from_mask(pre > self.threshold)
+        flat = torch.relu(pre).flatten()
+        keep = flat.topk(min(self.k * pre.shape[0], flat.numel()), sorted=False)
+        mask = torch.zeros_like(flat, dtype=torch.bool).index_fill_(0, keep.indices, True).view_as(pre)
+        if self.training:
+            positive = keep.values[keep.values > 0]
+            if positive.numel():
+                self._update_threshold(positive.min())
+        return selection_from_mask(mask & (pre > 0))
+
+    @torch.no_grad()
+    def _update_threshold(self, smallest_kept: Tensor) -> None:
+        if self.threshold < 0:
+            self.threshold.copy_(smallest_kept)
+        else:
+            self.threshold.lerp_(smallest_kept.to(self.threshold.dtype), 1 - self.threshold_momentum)
+
+    def fold_scale(self, scale: float) -> None:
+        if self.threshold >= 0:
+            self.threshold /= scale
+
+
+class Matryoshka(BatchTopK):
+    """BatchTopK whose nested prefixes of latents must each reconstruct the input (Bussmann et al. 2025).
+
+    The loss averages the reconstruction error of the first m₁ < m₂ < ... < n latents, so early latents
+    learn general features and later ones refine them instead of absorbing them.
+    """
+
+    architecture = "matryoshka"
+
+    def __init__(self, config: SAEConfig):
+        super().__init__(config)
+        self.prefixes = config.prefix_sizes()
+
+    def losses(self, ctx: LossContext) -> dict[str, Tensor]:
+        codes = ctx.codes
+        partial = ctx.b_dec.expand_as(ctx.target)
+        total, lower = ctx.x_hat.new_zeros(()), 0
+        for upper in self.prefixes[:-1]:  # the full prefix is the main reconstruction loss already
+            in_group = (codes.indices >= lower) & (codes.indices < upper)
+            partial = partial + sparse_decode(codes.values * in_group, codes.indices, ctx.W_dec)
+            total = total + (partial - ctx.target).pow(2).sum(-1).mean()
+            lower = upper
+        # mean over all prefixes, counting the full reconstruction (added by the model as "mse")
+        return {"matryoshka": total / len(self.prefixes)} if len(self.prefixes) > 1 else {}
+
+
+class JumpReLU(Bottleneck):
+    """f = z·H(z − θ) with a learnable per-latent threshold θ and an L0 penalty (Rajamanoharan et al. 2024b).
+
+    θ learns through straight-through estimators with a rectangle kernel of width ε; only latents within ε/2
+    of their threshold receive that gradient, so training selects z > θ − ε/2 and stays sparse. θ is a
+    float32 parameter (autocast never lowers it), parametrised directly as in the paper so Adam moves it in
+    code units; it is kept ≥ `MIN_THRESHOLD` after every step.
+    """
+
+    architecture = "jumprelu"
+    sparse = True
+    MIN_THRESHOLD = 1e-6
+
+    def __init__(self, config: SAEConfig):
+        super().__init__(config)
+        self.bandwidth = config.jumprelu_bandwidth
+        self.l0_coefficient = config.l0_coefficient
+        self.threshold = nn.Parameter(torch.full((config.n_latents,), config.jumprelu_init_threshold))
+
+    def select(self, pre: Tensor) -> Selection:
+        margin = self.bandwidth / 2 if self.training else 0.0
+        return selection_from_mask(at_least_float32(pre) > self.threshold.detach() - margin)
+
+    def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
+        return jump_relu(at_least_float32(pre), self.threshold[indices], self.bandwidth)
+
+    def losses(self, ctx: LossContext) -> dict[str, Tensor]:
+        # padding slots hold latents below θ − ε/2: they count 0 and get no gradient
+        fired = step(at_least_float32(ctx.pre.detach()), self.threshold[ctx.codes.indices], self.bandwidth)
+        return {"l0": self.l0_coefficient * fired.sum(-1).mean()}
+
+    def after_optimizer_step(self) -> None:
+        with torch.no_grad():
+            self.threshold.clamp_(min=self.MIN_THRESHOLD)
+
+    def fold_scale(self, scale: float) -> None:
+        with torch.no_grad():
+            self.threshold /= scale
+
+
+class Gated(Bottleneck):
+    """Gated SAE (Rajamanoharan et al. 2024a): a gate decides which latents fire, a magnitude path how much.
+
+    gate = W x̃ + b_enc; magnitude = exp(r) ⊙ (W x̃ + b_enc) + b_mag (weights shared with the gate);
+    f = 1[gate > 0] · ReLU(magnitude). The gate is trained by an L1 penalty on ReLU(gate) and an auxiliary
+    reconstruction of x from ReLU(gate) through a frozen copy of the decoder.
+    """
+
+    architecture = "gated"
+    sparse = False
+
+    def __init__(self, config: SAEConfig):
+        super().__init__(config)
+        self.l1_coefficient = config.l1_coefficient
+        self.r_mag = nn.Parameter(torch.zeros(config.n_latents))
+        self.b_mag = nn.Parameter(torch.zeros(config.n_latents))
+
+    def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
+        magnitude = torch.relu(self.r_mag.exp() * pre + self.b_mag)
+        return (pre > 0).to(magnitude.dtype) * magnitude
+
+    def losses(self, ctx: LossContext) -> dict[str, Tensor]:
+        gate = torch.relu(ctx.pre)
+        auxiliary = (ctx.decode_frozen(gate) - ctx.target).pow(2).sum(-1).mean()
+        return {"l1": self.l1_coefficient * gate.sum(-1).mean(), "gate_aux": auxiliary}
+
+    def fold_scale(self, scale: float) -> None:
+        with torch.no_grad():
+            self.b_mag /= scale
+
+
+BOTTLENECKS: dict[str, type[Bottleneck]] = {
+    cls.architecture: cls for cls in (ReLUL1, TopK, BatchTopK, JumpReLU, Gated, Matryoshka)
+}
+
+
+def make_bottleneck(config: SAEConfig) -> Bottleneck:
+    return BOTTLENECKS[config.architecture](config)

@@ -8,6 +8,11 @@ import torch
 from torch import Tensor
 
 
+def at_least_float32(t: Tensor) -> Tensor:
+    """Half-precision tensors (autocast) become float32; float32/float64 pass through unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 @dataclass
 class Codes:
     """The output of a bottleneck.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..config import ConfigBase
 
 DECAYS = ("linear", "cosine", "none")
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TrainConfig(ConfigBase):
     buffer_rows: int = 262144  # rows an activation store may hold in memory for shuffling
     seed: int = 0
     device: str = "auto"  # "auto", "cpu" or "cuda"
+    precision: str = "float32"  # "bfloat16": forward under autocast; parameters and Adam stay float32
     progress: bool = True
 
     def validate(self) -> None:
@@ -52,6 +54,7 @@ class TrainConfig(ConfigBase):
         self._require(self.log_every >= 1, "log_every", "must be ≥ 1")
         self._require(self.buffer_rows >= 1, "buffer_rows", "must be ≥ 1")
         self._require(self.device in ("auto", "cpu", "cuda"), "device", "choose auto, cpu or cuda")
+        self._require(self.precision in PRECISIONS, "precision", f"choose one of {list(PRECISIONS)}")
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
