@@ -3,6 +3,8 @@
 __version__ = "0.1.0"
 
 from .errors import AekitError, ConfigError, DataError, FormatError, ShapeError, StoreError  # noqa: E402
+from .estimator import SparseCoder  # noqa: E402
+from .interop import export_saelens, load_any, load_foreign, load_saelens, load_sparsify  # noqa: E402,F401
 from .models import Autoencoder, SAEConfig, SparseAutoencoder, load_model  # noqa: E402
 
 __all__ = [
@@ -14,6 +16,7 @@ __all__ = [
     "SAEConfig",
     "ShapeError",
     "SparseAutoencoder",
+    "SparseCoder",
     "StoreError",
     "__version__",
     "load_model",

@@ -9,6 +9,7 @@ from .sae import (
     fraction_of_variance_unexplained,
     l0,
     mse,
+    relative_reconstruction_bias,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "matched_cosine",
     "mean_best_f1",
     "mse",
+    "relative_reconstruction_bias",
 ]

@@ -22,12 +22,15 @@ def evaluate_reconstruction(model: Autoencoder, batch: Tensor, batch_size: int =
     model.eval()
     device = next(model.parameters()).device
     counts = torch.zeros(model.config.n_latents, dtype=torch.long)
-    sq_err, l0_sum = 0.0, 0.0
+    sq_err, l0_sum, cross, recon_sq = 0.0, 0.0, 0.0, 0.0
     target_sum = target_sq = None
     for start in range(0, len(batch), batch_size):
         x, y = model.split_batch(batch[start : start + batch_size].to(device))
         codes = model.encode(x)
-        sq_err += float((model.decode(codes) - y).double().pow(2).sum())
+        y_hat = model.decode(codes).double()
+        sq_err += float((y_hat - y).double().pow(2).sum())
+        cross += float((y_hat * y.double()).sum())
+        recon_sq += float(y_hat.pow(2).sum())
         l0_sum += float(codes.l0().double().sum())
         counts += codes.fire_counts().cpu()
         y = y.double().cpu()
@@ -41,6 +44,8 @@ def evaluate_reconstruction(model: Autoencoder, batch: Tensor, batch_size: int =
         "mse": sq_err / (n * model.config.target_dim),
         "fvu": sq_err / max(total_var, 1e-30),
         "l0": l0_sum / n,
+        # γ minimising ||ŷ/γ − y||² (Rajamanoharan et al. 2024a); below 1: reconstructions shrink
+        "shrinkage": recon_sq / max(cross, 1e-30),
         "dead_fraction": metrics.dead_fraction(density),
         "dense_fraction": metrics.dense_fraction(density),
         "density_histogram": metrics.density_histogram(density),
