@@ -226,7 +226,7 @@ CASES = [
     ("info-unknown-kind", ["info", "{model_kind}"], ["config.json", "transcoder9000"]),
     ("info-wrong-tensor-shape", ["info", "{model_shape}"], ["model.safetensors", "'W_enc'", "(12, 8)", "(16, 8)"]),
     ("eval-wrong-tensor-shape", ["eval", "{model_shape}", "--data", "{x}"], ["'W_enc'", "(12, 8)"]),
-    ("info-missing-config-json", ["info", "{model_noconfig}"], ["model_noconfig/config.json", "not found"]),
+    ("info-missing-config-json", ["info", "{model_noconfig}"], ["model_noconfig", "config.json", "not a model directory"]),
     ("info-missing-model-dir", ["info", "{base}/no_model"], ["no_model", "not found"]),
     ("eval-missing-data", ["eval", "{model}", "--data", "{base}/nope.npy"], ["nope.npy", "not found"]),
     pytest.param("device-cuda-without-cuda", TRAIN + ["--data", "{x}", "--device", "cuda"], ["train.device", "cuda"],

@@ -18,7 +18,8 @@ from .config import coerce
 from .data import open_source
 from .errors import AekitError, ConfigError, FormatError, ShapeError
 from .fileio import atomic_write_json, read_json
-from .models import SAEConfig, SparseAutoencoder, load_model
+from .interop import load_any
+from .models import SAEConfig, SparseAutoencoder
 from .models.evaluate import evaluate_reconstruction
 from .report import plot_training
 from .train import TrainConfig, Trainer
@@ -147,7 +148,7 @@ def read_history(out_dir: Path) -> list[dict[str, Any]]:
 
 
 def evaluate(model_dir: str | Path, data: str | Path, max_rows: int = 262144) -> dict[str, Any]:
-    model = load_model(model_dir)
+    model = load_any(model_dir)
     x = sample_rows(data, max_rows)
     expected = model.config.d_in + (model.config.d_out or 0)
     if x.shape[1] != expected:
@@ -156,7 +157,7 @@ def evaluate(model_dir: str | Path, data: str | Path, max_rows: int = 262144) ->
 
 
 def info(model_dir: str | Path) -> dict[str, Any]:
-    model = load_model(model_dir)
+    model = load_any(model_dir)
     description = model.describe()
     description["parameters"] = {name: list(t.shape) for name, t in model.state_dict().items()}
     return description
