@@ -23,6 +23,7 @@ from ..nn.bottlenecks import BOTTLENECKS, LossContext, make_bottleneck
 from ..nn.codes import Codes, at_least_float32
 from ..nn.distributed import global_total_variance
 from ..nn.sparse_ops import sparse_decode, sparse_encode
+from ..nn.topk import masked_topk_indices
 from .base import Autoencoder, Output
 
 
@@ -119,21 +120,25 @@ class SparseAutoencoder(Autoencoder):
         # the pre-encoder bias lives in the reconstruction space, so only an autoencoder subtracts it
         return x_n if self.config.is_transcoder else x_n - self.b_dec
 
-    def _encode_normalized(self, x_n: Tensor) -> tuple[Codes, Tensor, Tensor]:
-        """(codes, pre-activations with gradient where codes live, detached dense pre-activations)."""
-        x_c = self._encoder_input(x_n)
+    def _encode_normalized(self, x_n: Tensor) -> tuple[Codes, Tensor, Tensor, Tensor | None]:
+        """(codes, pre-activations with gradient where codes live, detached dense pre-activations, valid slots)."""
         if self.bottleneck.sparse:
             with torch.no_grad():
-                dense = at_least_float32(F.linear(x_c, self.W_enc, self.b_enc))
+                dense = at_least_float32(F.linear(self._encoder_input(x_n), self.W_enc, self.b_enc))
                 selection = self.bottleneck.select(dense)
-            idx = selection.indices
-            pre = sparse_encode(x_c, self.W_enc, self.b_enc, idx, dense.gather(1, idx))
-            values = self.bottleneck.activate(pre, idx)
+            pre = self._sparse_pre(x_n, selection.indices, dense)
+            values = self.bottleneck.activate(pre, selection.indices)
             if selection.valid is not None:
                 values = values * selection.valid
-            return Codes(self.config.n_latents, values=values, indices=idx), pre, dense
-        pre = F.linear(x_c, self.W_enc, self.b_enc)
-        return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, pre.detach()
+            codes = Codes(self.config.n_latents, values=values, indices=selection.indices)
+            return codes, pre, dense, selection.valid
+        pre = F.linear(self._encoder_input(x_n), self.W_enc, self.b_enc)
+        return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, pre.detach(), None
+
+    def _sparse_pre(self, x_n: Tensor, idx: Tensor, dense: Tensor) -> Tensor:
+        """Pre-activations at `idx` with a sparse gradient; the pre-encoder bias's gradient is one mat-vec."""
+        center = None if self.config.is_transcoder else self.b_dec
+        return sparse_encode(x_n, self.W_enc, self.b_enc, idx, dense.gather(1, idx), center=center)
 
     def _decode_normalized(self, codes: Codes) -> Tensor:
         if codes.is_sparse:
@@ -160,10 +165,11 @@ class SparseAutoencoder(Autoencoder):
         self._check_dim(x, self.config.d_in, "input")
         x_n = x * self.input_scale
         y_n = y * self.target_scale
-        codes, pre, dense_pre = self._encode_normalized(x_n)
+        codes, pre, dense_pre, valid = self._encode_normalized(x_n)
         y_hat_n = self._decode_normalized(codes)
         losses = {"mse": (y_hat_n - y_n).pow(2).sum(-1).mean()}
-        ctx = LossContext(pre=pre, codes=codes, target=y_n, x_hat=y_hat_n, W_dec=self.W_dec, b_dec=self.b_dec)
+        ctx = LossContext(pre=pre, codes=codes, valid=valid, target=y_n, x_hat=y_hat_n, W_dec=self.W_dec,
+                          b_dec=self.b_dec)
         losses.update(self.bottleneck.losses(ctx))
         if dead_mask is not None and self.bottleneck.uses_aux_k and self.config.aux_coefficient > 0:
             aux = self._aux_k_loss(x_n, y_n, y_hat_n, dense_pre, dead_mask)
@@ -182,9 +188,8 @@ class SparseAutoencoder(Autoencoder):
             return None
         k_aux = min(self.config.effective_aux_k, n_dead)
         with torch.no_grad():
-            aux_idx = pre.masked_fill(~dead_mask, float("-inf")).topk(k_aux, dim=-1, sorted=False).indices
-        x_c = self._encoder_input(x_n)
-        aux_values = torch.relu(sparse_encode(x_c, self.W_enc, self.b_enc, aux_idx, pre.gather(1, aux_idx)))
+            aux_idx = masked_topk_indices(pre, dead_mask, k_aux)  # reads only the dead latents' columns
+        aux_values = torch.relu(self._sparse_pre(x_n, aux_idx, pre))
         residual = (y_n - y_hat_n).detach()
         residual_hat = sparse_decode(aux_values.to(self.W_dec.dtype), aux_idx, self.W_dec)
         scale = global_total_variance(residual).clamp_min(1e-12)
@@ -209,7 +214,7 @@ class SparseAutoencoder(Autoencoder):
         """Remove the gradient component parallel to each decoder row (it could only change its norm)."""
         if self.bottleneck.unit_norm_decoder and self.W_dec.grad is not None:
             g, W = self.W_dec.grad, self.W_dec
-            g -= (g * W).sum(-1, keepdim=True) * W
+            g.addcmul_((g * W).sum(-1, keepdim=True), W, value=-1)  # in place: no second (n, d) temporary
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .codes import Codes, at_least_float32
 from .sparse_ops import sparse_decode
 from .ste import jump_relu, step
+from .topk import topk_indices
 
 if TYPE_CHECKING:
     from ..models.sae import SAEConfig
@@ -34,10 +35,20 @@ class Selection:
 
 
 def selection_from_mask(mask: Tensor) -> Selection:
-    """Turn a boolean (batch, n) mask with a varying count per row into a padded Selection."""
-    width = max(int(mask.sum(1).max()), 1)
-    flags, indices = mask.to(torch.uint8).topk(width, dim=1, sorted=False)
-    return Selection(indices, flags.bool())
+    """Turn a boolean (batch, n) mask with a varying count per row into a padded Selection.
+
+    Padding slots point at latent 0 and are marked invalid; callers zero their values.
+    """
+    rows, cols = mask.nonzero(as_tuple=True)  # row-major order
+    counts = torch.bincount(rows, minlength=mask.shape[0])
+    width = max(int(counts.max()) if counts.numel() else 0, 1)
+    starts = torch.cumsum(counts, 0) - counts
+    slots = torch.arange(len(rows), device=mask.device) - starts[rows]
+    indices = torch.zeros(mask.shape[0], width, dtype=torch.long, device=mask.device)
+    valid = torch.zeros(mask.shape[0], width, dtype=torch.bool, device=mask.device)
+    indices[rows, slots] = cols
+    valid[rows, slots] = True
+    return Selection(indices, valid)
 
 
 @dataclass
@@ -46,6 +57,7 @@ class LossContext:
 
     pre: Tensor  # pre-activations with gradient: (batch, n) for dense codes, (batch, m) at the selection
     codes: Codes
+    valid: Tensor | None  # (batch, m): real selection slots (None: all slots are real)
     target: Tensor  # the normalised reconstruction target
     x_hat: Tensor  # the normalised reconstruction
     W_dec: Tensor
@@ -119,7 +131,7 @@ class TopK(Bottleneck):
         self.k = config.k
 
     def select(self, pre: Tensor) -> Selection:
-        return Selection(pre.topk(self.k, dim=-1, sorted=False).indices)
+        return Selection(topk_indices(pre, self.k))
 
 
 class BatchTopK(Bottleneck):
@@ -217,8 +229,9 @@ class JumpReLU(Bottleneck):
         return jump_relu(at_least_float32(pre), self.threshold[indices], self.bandwidth)
 
     def losses(self, ctx: LossContext) -> dict[str, Tensor]:
-        # padding slots hold latents below θ − ε/2: they count 0 and get no gradient
         fired = step(at_least_float32(ctx.pre.detach()), self.threshold[ctx.codes.indices], self.bandwidth)
+        if ctx.valid is not None:
+            fired = fired * ctx.valid  # padding slots are not latents of this row
         return {"l0": self.l0_coefficient * fired.sum(-1).mean()}
 
     def after_optimizer_step(self) -> None:

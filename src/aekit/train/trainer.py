@@ -29,6 +29,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, learning_rate
 from .distributed import DistInfo, resolve_device, setup_distributed
+from .optim import make_optimizer
 
 METRICS_LOG = "metrics.jsonl"
 
@@ -52,9 +53,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.source = source
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
-        )
+        self.optimizer = make_optimizer(self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
         n_latents = getattr(model.config, "n_latents", 0)
         self.tracker = DeadLatentTracker(n_latents, self.device)
         self.step = 0
@@ -135,13 +134,18 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             dead = self.tracker.dead_mask(cfg.dead_after_samples)
-            out = net(x, dead_mask=dead)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+                out = net(x, dead_mask=dead)
             loss = sum(out.losses.values())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.model.before_optimizer_step()
             if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                # clip_grad_norm_ scales by min(1, clip / (norm + 1e-6)); when that is 1 the pass changes nothing
+                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+                total_norm = torch.nn.utils.get_total_norm(grads)
+                if total_norm + 1e-6 > cfg.grad_clip:
+                    torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), cfg.grad_clip, total_norm)
             self.optimizer.step()
             self.model.after_optimizer_step()
 
