@@ -236,3 +236,19 @@ def test_sae_step_benchmark_quick_smoke_run(tmp_path, monkeypatch):
     names = [row["name"] for row in result["rows"]]
     assert names == ["dense matmul", "dense matmul, new output", "aekit topk", "aekit relu"]
     assert all(row["ms_per_step"] > 0 for row in result["rows"]) and not result["errors"]
+
+
+def test_batch_topk_pairs_matches_flat_topk_including_the_fallback():
+    from aekit.nn.topk import batch_topk_pairs
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 512, generator=g).relu()
+    x[3] += 10.0  # one row holds far more than per_row of the top entries: the exact fallback must run
+    for per_row in (8, 32):
+        rows, cols = batch_topk_pairs(x, 64 * 4, per_row)
+        got = torch.zeros_like(x, dtype=torch.bool)
+        got[rows, cols] = True
+        want = torch.zeros_like(x, dtype=torch.bool).flatten()
+        want[x.flatten().topk(64 * 4).indices] = True
+        assert torch.equal(got, want.view_as(x))
+        assert len(rows) == 64 * 4

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from .codes import Codes, at_least_float32
 from .sparse_ops import sparse_decode
 from .ste import jump_relu, step
-from .topk import topk_indices
+from .topk import batch_topk_pairs, topk_indices
 
 if TYPE_CHECKING:
     from ..models.sae import SAEConfig
@@ -34,21 +34,27 @@ class Selection:
     valid: Tensor | None = None
 
 
-def selection_from_mask(mask: Tensor) -> Selection:
-    """Turn a boolean (batch, n) mask with a varying count per row into a padded Selection.
+def selection_from_pairs(rows: Tensor, cols: Tensor, batch: int) -> Selection:
+    """Padded Selection from (row, latent) pairs with a varying count per row.
 
     Padding slots point at latent 0 and are marked invalid; callers zero their values.
     """
-    rows, cols = mask.nonzero(as_tuple=True)  # row-major order
-    counts = torch.bincount(rows, minlength=mask.shape[0])
+    order = torch.argsort(rows, stable=True)
+    rows, cols = rows[order], cols[order]
+    counts = torch.bincount(rows, minlength=batch)
     width = max(int(counts.max()) if counts.numel() else 0, 1)
-    starts = torch.cumsum(counts, 0) - counts
-    slots = torch.arange(len(rows), device=mask.device) - starts[rows]
-    indices = torch.zeros(mask.shape[0], width, dtype=torch.long, device=mask.device)
-    valid = torch.zeros(mask.shape[0], width, dtype=torch.bool, device=mask.device)
+    slots = torch.arange(len(rows), device=rows.device) - (torch.cumsum(counts, 0) - counts)[rows]
+    indices = torch.zeros(batch, width, dtype=torch.long, device=rows.device)
+    valid = torch.zeros(batch, width, dtype=torch.bool, device=rows.device)
     indices[rows, slots] = cols
     valid[rows, slots] = True
     return Selection(indices, valid)
+
+
+def selection_from_mask(mask: Tensor) -> Selection:
+    """Padded Selection of the True entries of a boolean (batch, n) mask."""
+    rows, cols = mask.nonzero(as_tuple=True)
+    return selection_from_pairs(rows, cols, mask.shape[0])
 
 
 @dataclass
@@ -155,14 +161,15 @@ class BatchTopK(Bottleneck):
     def select(self, pre: Tensor) -> Selection:
         if not self.training and self.threshold >= 0:
             return selection_from_mask(pre > self.threshold)
-        flat = torch.relu(pre).flatten()
-        keep = flat.topk(min(self.k * pre.shape[0], flat.numel()), sorted=False)
-        mask = torch.zeros_like(flat, dtype=torch.bool).index_fill_(0, keep.indices, True).view_as(pre)
-        if self.training:
-            positive = keep.values[keep.values > 0]
-            if positive.numel():
-                self._update_threshold(positive.min())
-        return selection_from_mask(mask & (pre > 0))
+        total = min(self.k * pre.shape[0], pre.numel())
+        # ranking pre-activations ranks ReLU(pre) the same way among positives; no (batch, n) copy needed
+        rows, cols = batch_topk_pairs(pre, total, per_row=4 * self.k)
+        kept = pre[rows, cols]
+        positive = kept > 0  # a batch with fewer positive activations than k·batch keeps only those
+        rows, cols, kept = rows[positive], cols[positive], kept[positive]
+        if self.training and kept.numel():
+            self._update_threshold(kept.min())
+        return selection_from_pairs(rows, cols, pre.shape[0])
 
     @torch.no_grad()
     def _update_threshold(self, smallest_kept: Tensor) -> None:
