@@ -12,7 +12,7 @@ from torch import Tensor
 from ..errors import DataError
 from .readers import read_array
 from .store import ActivationStore, StoreSource, is_store
-from .stream import ShuffledChunkStream
+from .stream import ShuffledChunkStream, StreamBackedSource
 from .validate import check_activations
 
 
@@ -27,7 +27,7 @@ class Source(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class ArraySource:
+class ArraySource(StreamBackedSource):
     """Shuffled batches from an in-memory (n, d) array."""
 
     def __init__(self, x: Tensor | np.ndarray, batch_size: int, seed: int = 0, where: str = "array"):
@@ -39,21 +39,8 @@ class ArraySource:
         self.d = self.x.shape[1]
         self.stream = ShuffledChunkStream(1, lambda epoch, chunk: self.x, batch_size, seed)
 
-    @property
-    def batch_size(self) -> int:
-        return self.stream.batch_size
-
     def __len__(self) -> int:
         return len(self.x)
-
-    def __iter__(self):
-        return iter(self.stream)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.stream.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.stream.load_state_dict(state)
 
 
 def open_source(path: str | Path, batch_size: int, seed: int = 0, buffer_rows: int = 262144) -> Source:

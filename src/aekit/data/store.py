@@ -24,7 +24,7 @@ from torch import Tensor
 from .. import __version__
 from ..errors import FormatError, StoreError
 from ..fileio import atomic_write_bytes, atomic_write_json, read_json
-from .stream import ShuffledChunkStream, chunk_permutation
+from .stream import ShuffledChunkStream, StreamBackedSource, chunk_permutation
 from .validate import check_activations
 
 MANIFEST = "manifest.json"
@@ -190,7 +190,7 @@ class ActivationStore:
         return torch.cat([self.read_shard(i) for i in range(len(self.shards))])
 
 
-class StoreSource:
+class StoreSource(StreamBackedSource):
     """Shuffled batches from a store, holding at most `buffer_rows` rows (whole shards) in memory."""
 
     def __init__(self, store: ActivationStore, batch_size: int, seed: int = 0, buffer_rows: int = 262144):
@@ -203,10 +203,6 @@ class StoreSource:
         layout = f"{len(store.shards)} shards, {self.shards_per_chunk} per chunk"
         self.stream = ShuffledChunkStream(n_chunks, self._load_chunk, batch_size, seed, layout=layout)
 
-    @property
-    def batch_size(self) -> int:
-        return self.stream.batch_size
-
     def __len__(self) -> int:
         return len(self.store)
 
@@ -214,12 +210,3 @@ class StoreSource:
         order = chunk_permutation(len(self.store.shards), self.stream.seed, epoch)
         shard_ids = order[chunk * self.shards_per_chunk : (chunk + 1) * self.shards_per_chunk]
         return torch.cat([self.store.read_shard(i) for i in shard_ids])
-
-    def __iter__(self):
-        return iter(self.stream)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.stream.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.stream.load_state_dict(state)

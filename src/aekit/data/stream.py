@@ -86,6 +86,25 @@ class ShuffledChunkStream:
         self._rows = self._order = None
 
 
+class StreamBackedSource:
+    """Base for sources that read through a `ShuffledChunkStream` (set as `self.stream`)."""
+
+    stream: ShuffledChunkStream
+
+    @property
+    def batch_size(self) -> int:
+        return self.stream.batch_size
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter(self.stream)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state)
+
+
 def chunk_permutation(n: int, seed: int, epoch: int) -> list[int]:
     """The order in which a source visits its n chunks (shards) in a given epoch."""
     g = torch.Generator().manual_seed(derive_seed("chunks", seed, epoch))
