@@ -164,3 +164,25 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     assert not torch.equal(one["W_dec"], SparseAutoencoder(SAEConfig(d_in=16, n_latents=64, k=3), seed=5).W_dec)
 
 
+
+
+def test_cli_under_torchrun_writes_one_run_matching_a_single_process_run(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", small_data(4096).numpy())
+    args = ["train", "--data", str(tmp_path / "x.npy"), "--steps", "30", "--batch-size", "256", "--n-latents", "64",
+            "--k", "3", "--progress", "false", "--checkpoint-every", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    single = subprocess.run([sys.executable, "-m", "aekit", *args, "--out", str(tmp_path / "one")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "aekit", *args, "--out", str(tmp_path / "two")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    one = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model" / "model.safetensors")
+    for name in one:
+        assert torch.allclose(one[name], two[name], atol=2e-5, rtol=1e-4), name
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 30 // 50 + 1

@@ -23,6 +23,7 @@ from .models import SAEConfig, SparseAutoencoder
 from .models.evaluate import evaluate_reconstruction
 from .report import plot_training
 from .train import TrainConfig, Trainer
+from .train.distributed import launched_rank
 
 RUN_FILE = "run.json"
 MODEL_DIR = "model"
@@ -72,26 +73,29 @@ def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any],
           provenance: dict[str, Any] | None = None) -> RunSummary:
     """Train a new SAE on `data` (array file or activation store) into `out_dir`."""
     out_dir = Path(out_dir)
-    _check_fresh_output(out_dir)
+    main_process = launched_rank() == 0  # under torchrun only rank 0 owns the output directory
+    if main_process:
+        _check_fresh_output(out_dir)
     train_config.validate()
     source = open_source(data, train_config.batch_size, seed=train_config.seed, buffer_rows=train_config.buffer_rows)
     model_config = build_model_config(model_settings, source.d)
     created = not out_dir.exists()
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / RUN_FILE, {
-            "data": str(Path(data).resolve()),
-            "model": model_config.to_dict(),
-            "train": train_config.to_dict(),
-            "provenance": dict(provenance or {}),
-        })
+        if main_process:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(out_dir / RUN_FILE, {
+                "data": str(Path(data).resolve()),
+                "model": model_config.to_dict(),
+                "train": train_config.to_dict(),
+                "provenance": dict(provenance or {}),
+            })
         model = SparseAutoencoder(model_config, seed=train_config.seed)
         model.provenance.update(provenance or {})
         model.provenance.setdefault("dataset", str(Path(data).resolve()))
         trainer = Trainer(model, source, train_config, out_dir=out_dir)
         return _finish(trainer, data, out_dir)
     except (AekitError, KeyboardInterrupt, OSError):
-        if not (out_dir / "checkpoints").is_dir():
+        if main_process and not (out_dir / "checkpoints").is_dir():
             if created:
                 shutil.rmtree(out_dir, ignore_errors=True)
             else:  # the directory existed and was empty (checked above): leave it empty again

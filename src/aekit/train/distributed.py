@@ -26,6 +26,11 @@ class DistInfo:
         return self.world_size > 1
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun announces it (0 outside torchrun), readable before the group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup_distributed(device: torch.device) -> DistInfo:
     """Join the process group torchrun describes in the environment; a single process needs nothing."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
