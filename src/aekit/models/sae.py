@@ -232,7 +232,7 @@ class SparseAutoencoder(Autoencoder):
         """Remove the gradient component parallel to each decoder row (it could only change its norm)."""
         if self.bottleneck.unit_norm_decoder and self.W_dec.grad is not None:
             g, W = self.W_dec.grad, self.W_dec
-            g.addcmul_((g * W).sum(-1, keepdim=True), W, value=-1)  # in place: no second (n, d) temporary
+            g.addcmul_(torch.linalg.vecdot(g, W).unsqueeze(-1), W, value=-1)  # in place, no (n, d) temporaries
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
