@@ -119,6 +119,18 @@ def test_selection_architectures_gradients_match_finite_differences(arch, d_out)
     assert torch.autograd.gradcheck(loss, params, eps=1e-7, atol=1e-5)
 
 
+@pytest.mark.parametrize("d_out", [None, 6])
+def test_jumprelu_weight_gradients_match_finite_differences(d_out):
+    """Away from the jumps z = θ the JumpReLU loss is smooth in the weights; θ itself uses the STE (below)."""
+    m = _model("jumprelu", d_out).double()
+    batch = _batch(16, d_out).double()
+    _trained_state(m, batch)
+    m.train()
+    weights = {"W_enc", "b_enc", "W_dec", "b_dec"}
+    loss, params = _loss_of_params(m, batch, terms={"mse"}, only=weights)
+    assert torch.autograd.gradcheck(loss, params, eps=1e-7, atol=1e-5)
+
+
 def test_matryoshka_loss_is_mean_of_prefix_reconstructions():
     m = _model("matryoshka").double()
     batch = _batch(32).double()
