@@ -5,6 +5,8 @@ aekit.nn.bottlenecks.BOTTLENECKS. TopK-style architectures get k = 10; ReLU-L1, 
 sparsity coefficient calibrated by bisection (short runs) until their L0 lands near 10.
 Study "hierarchical": parents with children (a child fires only with its parent, direction at cosine 0.5 to
 it); TopK, BatchTopK and Matryoshka at the same k, scored on parents and children separately.
+Study "hierarchical_unit_norm": the same world with every sample rescaled to norm 1 (as normalised LM
+activations are), which removes the norm-grows-with-L0 effect that batch-level sparsity reacts to.
 
 Prints tables (mean ± std over seeds), writes benchmarks/results/recovery.json and recovery.png.
 
@@ -143,7 +145,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--archs", nargs="+", default=sorted(BOTTLENECKS))
-    parser.add_argument("--studies", nargs="+", default=["uncorrelated", "hierarchical"])
+    parser.add_argument("--studies", nargs="+", default=["uncorrelated", "hierarchical", "hierarchical_unit_norm"])
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -169,36 +171,41 @@ def main(argv=None):
         summaries["uncorrelated: 8× superposition, L0≈10"] = (summary, ["mcc", "f1"])
         results["uncorrelated"] = {"rows": rows, "summary": summary}
 
-    if "hierarchical" in args.studies:
+    for study in ("hierarchical", "hierarchical_unit_norm"):
+        if study not in args.studies:
+            continue
         n_features = (4 if quick else 8) * d
         config = FeatureWorldConfig(d=d, n_features=n_features, n_parents=n_features // 8,
                                     children_per_parent=4, child_probability=0.5, child_parent_cosine=0.5,
-                                    mean_active=6.0, seed=0)
+                                    mean_active=6.0, seed=0, unit_norm=study.endswith("unit_norm"))
         world = FeatureWorld(config)
         groups = {"all": None, "parent": world.parent_ids, "child": world.child_ids}
         archs = [a for a in TOPK_STYLE if a in args.archs]
-        rows = run_study("hierarchical", world, archs, args, 6, groups)
+        rows = run_study(study, world, archs, args, 6, groups)
         columns = ["mcc", "f1", "parent_mcc", "parent_f1", "child_mcc", "child_f1", "fvu", "l0"]
-        tables["hierarchical"], summary = summarise(rows, columns)
-        summaries["hierarchical: parents/children"] = (summary, ["parent_mcc", "parent_f1", "child_mcc", "child_f1"])
-        results["hierarchical"] = {"rows": rows, "summary": summary}
+        tables[study], summary = summarise(rows, columns)
+        summaries[f"{study}: parents/children"] = (summary, ["parent_mcc", "parent_f1", "child_mcc", "child_f1"])
+        results[study] = {"rows": rows, "summary": summary}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if quick else ""
-    (RESULTS / f"recovery{suffix}.json").write_text(json.dumps(results, indent=2, default=str))
+    path = RESULTS / f"recovery{suffix}.json"
+    if path.is_file():  # a run of some studies updates them and keeps the others' results
+        results = {**json.loads(path.read_text()), **results}
+    path.write_text(json.dumps(results, indent=2, default=str))
     if summaries:
-        plot(summaries, RESULTS / f"recovery{suffix}.png")
+        plot(summaries, RESULTS / f"recovery{suffix}_{'_'.join(args.studies)}.png")
     for name, table in tables.items():
         print(f"\n### {name}\n{table}")
     if "uncorrelated" in results and "topk" in results["uncorrelated"]["summary"]:
         mcc = results["uncorrelated"]["summary"]["topk"]["mcc"]["mean"]
         verdict = "met" if mcc >= 0.95 else "NOT met"
         print(f"\ntarget: TopK MCC ≥ 0.95 at 8× superposition, L0≈10 -> {mcc:.3f} ({verdict})")
-    if "hierarchical" in results:
-        s = results["hierarchical"]["summary"]
+    for study in ("hierarchical", "hierarchical_unit_norm"):
+        s = results.get(study, {}).get("summary", {})
         if "matryoshka" in s and "batchtopk" in s:
             m, b = s["matryoshka"]["parent_f1"]["mean"], s["batchtopk"]["parent_f1"]["mean"]
-            print(f"target: Matryoshka beats BatchTopK on parent features (F1) -> {m:.3f} vs {b:.3f} "
+            print(f"target ({study}): Matryoshka beats BatchTopK on parent features (F1) -> {m:.3f} vs {b:.3f} "
                   f"({'met' if m > b else 'NOT met'})")
     print(f"\nwrote {RESULTS / f'recovery{suffix}.json'} and .png")
     return 0

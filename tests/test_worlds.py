@@ -230,3 +230,12 @@ def test_with_superposition():
 def test_invalid_settings_name_the_field(overrides, field):
     with pytest.raises(ConfigError, match=rf"^world\.{field}: "):
         FeatureWorld(FeatureWorldConfig(**{"n_features": 64, **overrides}))
+
+
+def test_unit_norm_world_rescales_samples_and_keeps_firings():
+    plain = FeatureWorld(FeatureWorldConfig(d=16, n_features=32, mean_active=3.0, seed=4))
+    unit = FeatureWorld(FeatureWorldConfig(d=16, n_features=32, mean_active=3.0, seed=4, unit_norm=True))
+    a, b = plain.sample(2000, seed=1), unit.sample(2000, seed=1)
+    assert torch.equal(a.magnitudes, b.magnitudes)
+    assert torch.allclose(b.x.norm(dim=1), torch.ones(2000), atol=1e-5)
+    assert torch.allclose(b.x, a.x / a.x.norm(dim=1, keepdim=True), atol=1e-6)

@@ -52,6 +52,7 @@ class FeatureWorldConfig(ConfigBase):
     children_per_parent: int = 4
     child_probability: float = 0.5  # P(child fires | parent fires)
     child_parent_cosine: float = 0.5  # cosine between a child's direction and its parent's
+    unit_norm: bool = False  # rescale every sample to norm 1, like normalised LM activations (firings unchanged)
 
     @property
     def n_children(self) -> int:
@@ -184,6 +185,10 @@ class FeatureWorld:
             mags = size.abs_().masked_fill_(~fire, 0.0)
             del fire
             x[start : start + m] = mags @ self.directions + cfg.noise_std * torch.randn(m, cfg.d, generator=g)
+            if cfg.unit_norm:
+                # a sample's norm otherwise grows with its number of active features, which decides how
+                # batch-level sparsity (BatchTopK) spends its budget; real normalised activations lack that
+                x[start : start + m] /= x[start : start + m].norm(dim=1, keepdim=True).clamp_min(1e-12)
             if with_magnitudes:
                 magnitudes[start : start + m] = mags
         return FeatureSample(x=x, magnitudes=magnitudes)
