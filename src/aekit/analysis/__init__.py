@@ -1,1 +1,1 @@
-"""analysis"""
+"""Analyses built on codes (circuits, embeddings, selection, ...): arrive with later issues."""
