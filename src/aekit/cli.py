@@ -143,6 +143,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .caching import cache_activations
+
+    store = cache_activations(
+        args.model, args.hook, args.text, args.out, batch_size=args.batch_size, max_length=args.max_length,
+        max_tokens=args.max_tokens, dtype=args.dtype, device=args.device, progress=not args.quiet,
+    )
+    shape = "×".join(str(n) for n in store.provenance.get("hook_shape", [store.d]))
+    print(f"{'tokens':>15}: {store.rows}")
+    print(f"{'documents':>15}: {store.provenance.get('documents')}")
+    print(f"{'d':>15}: {store.d} ({shape})")
+    print(f"store: {store.path}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -183,6 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("cache", help="run a text corpus through a Hugging Face causal LM into an activation store")
+    p.add_argument("--model", required=True, help="local model directory or Hugging Face hub name")
+    p.add_argument("--hook", required=True, help="hook name, e.g. blocks.6.hook_resid_post or blocks.2.attn.hook_z")
+    p.add_argument("--text", required=True, help="corpus: .txt (one document per line), .jsonl ('text' field), "
+                   ".parquet ('text' column, needs pyarrow)")
+    p.add_argument("--out", required=True, help="new activation store directory")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="documents per forward pass (default: 8)")
+    p.add_argument("--max-length", type=_positive_int, default=None,
+                   help="tokens per document, longer ones are truncated (default: min(512, model positions))")
+    p.add_argument("--max-tokens", type=_positive_int, default=None, help="stop after this many stored tokens")
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="model weights and stored activations (default: float32)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_cache)
     return parser
 
 

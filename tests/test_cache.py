@@ -1,0 +1,169 @@
+"""`aekit cache` end to end on a tiny random GPT-2 with a word-level tokenizer, both saved to a local directory."""
+
+import json
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+from aekit.cli import main  # noqa: E402
+from aekit.data import ActivationStore, capture, token_rows  # noqa: E402
+
+DOCS = [
+    "the cat sat on the mat",
+    "a dog ran",
+    "the quick brown fox jumps over the lazy dog and the cat sat on a mat again",
+    "mat",
+    "dog cat fox",
+]
+SPECIALS = ["[UNK]", "[PAD]", "[BOS]", "[EOS]"]
+MAX_LENGTH = 8
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from tokenizers.processors import TemplateProcessing
+
+    words = sorted({w for doc in DOCS for w in doc.split()})
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + words)}
+    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    tok.post_processor = TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", vocab["[BOS]"])])
+    # no pad token on purpose: load_lm must pad with EOS
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="[BOS]",
+                                                eos_token="[EOS]")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=16, vocab_size=len(vocab), n_positions=64,
+                                     bos_token_id=vocab["[BOS]"], eos_token_id=vocab["[EOS]"])
+    model = transformers.GPT2LMHeadModel(config).eval()
+    path = tmp_path_factory.mktemp("lm") / "tiny-gpt2"
+    model.save_pretrained(path, safe_serialization=True)
+    fast.save_pretrained(path)
+    return path
+
+
+def _reference(model_dir, hook: str) -> torch.Tensor:
+    """Each document alone (no padding), truncated like the cache, BOS dropped: the rows the store must hold."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    rows = []
+    for doc in DOCS:
+        ids = tokenizer([doc], return_tensors="pt", truncation=True, max_length=MAX_LENGTH)["input_ids"]
+        acts = capture(model, ids, [hook])[hook]
+        rows.append(token_rows(acts, ids, bos_token_id=tokenizer.bos_token_id).flatten(1))
+    return torch.cat(rows)
+
+
+def _expected_tokens() -> int:
+    return sum(min(len(doc.split()), MAX_LENGTH - 1) for doc in DOCS)  # BOS takes one of the max_length slots
+
+
+def _write_txt(path):
+    path.write_text("\n".join(DOCS[:2]) + "\n\n   \n" + "\n".join(DOCS[2:]) + "\n")
+    return path
+
+
+def _write_jsonl(path):
+    lines = [json.dumps({"text": doc, "id": i}) for i, doc in enumerate(DOCS)]
+    path.write_text(lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("kind", "hook", "shape"), [
+    ("txt", "blocks.1.hook_resid_post", [16]),
+    ("jsonl", "blocks.0.attn.hook_z", [2, 8]),
+    ("jsonl", "blocks.1.attn.hook_result", [2, 16]),
+])
+def test_cache_matches_direct_capture(model_dir, tmp_path, capsys, kind, hook, shape):
+    corpus = (_write_txt if kind == "txt" else _write_jsonl)(tmp_path / f"corpus.{kind}")
+    out = tmp_path / "store"
+    rc = main(["cache", "--model", str(model_dir), "--hook", hook, "--text", str(corpus), "--out", str(out),
+               "--batch-size", "2", "--max-length", str(MAX_LENGTH), "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    store = ActivationStore(out)
+    assert store.rows == _expected_tokens()
+    assert store.d == shape[0] * (shape[1] if len(shape) > 1 else 1)
+    torch.testing.assert_close(store.read_all(), _reference(model_dir, hook), atol=1e-5, rtol=1e-5)
+    prov = store.provenance
+    assert prov["model"] == str(model_dir) and prov["hook"] == hook and prov["hook_shape"] == shape
+    assert prov["corpus"] == str(corpus.resolve()) and prov["max_length"] == MAX_LENGTH
+    assert prov["dtype"] == "float32" and prov["aekit_version"] and prov["documents"] == len(DOCS)
+    assert prov["tokens"] == store.rows
+    assert f"store: {out}" in capsys.readouterr().out
+
+
+def test_cache_max_tokens_and_half_precision(model_dir, tmp_path, capsys):
+    corpus = _write_txt(tmp_path / "c.txt")
+    out = tmp_path / "store"
+    rc = main(["cache", "--model", str(model_dir), "--hook", "blocks.0.hook_resid_pre", "--text", str(corpus),
+               "--out", str(out), "--max-tokens", "9", "--max-length", str(MAX_LENGTH), "--dtype", "bfloat16",
+               "--device", "cpu", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    store = ActivationStore(out)
+    assert store.rows == 9 and store.dtype == "bfloat16" and store.provenance["dtype"] == "bfloat16"
+
+
+def _fails(argv, capsys) -> str:
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("aekit: error: "), err
+    return lines[0]
+
+
+def _argv(model, hook, text, out):
+    return ["cache", "--model", str(model), "--hook", hook, "--text", str(text), "--out", str(out),
+            "--max-length", str(MAX_LENGTH), "--device", "cpu", "--quiet"]
+
+
+def test_cache_errors(model_dir, tmp_path, capsys):
+    corpus = _write_txt(tmp_path / "c.txt")
+    out = tmp_path / "store"
+
+    msg = _fails(_argv(tmp_path / "no-such-model", "blocks.0.hook_resid_post", corpus, out), capsys)
+    assert "locally" in msg and "hub" in msg
+    msg = _fails(_argv(model_dir, "blocks.0.hook_nonsense", corpus, out), capsys)
+    assert "unknown hook name" in msg
+    msg = _fails(_argv(model_dir, "blocks.7.hook_resid_post", corpus, out), capsys)
+    assert "layer 7" in msg
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n\n")
+    msg = _fails(_argv(model_dir, "blocks.0.hook_resid_post", empty, out), capsys)
+    assert "no documents" in msg
+    empty_jsonl = tmp_path / "empty.jsonl"
+    empty_jsonl.write_text("")
+    assert "no documents" in _fails(_argv(model_dir, "blocks.0.hook_resid_post", empty_jsonl, out), capsys)
+    bad_jsonl = tmp_path / "bad.jsonl"
+    bad_jsonl.write_text('{"text": "the cat"}\n{"body": "x"}\n')
+    assert "bad.jsonl:2" in _fails(_argv(model_dir, "blocks.0.hook_resid_post", bad_jsonl, out), capsys)
+    assert not out.exists()  # failed runs leave nothing behind
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    msg = _fails(_argv(model_dir, "blocks.0.hook_resid_post", corpus, taken), capsys)
+    assert "not empty" in msg and (taken / "keep.txt").read_text() == "mine"
+
+    empty_out = tmp_path / "empty-out"
+    empty_out.mkdir()
+    _fails(_argv(model_dir, "blocks.0.hook_resid_post", empty, empty_out), capsys)
+    assert empty_out.is_dir() and not any(empty_out.iterdir())  # an existing empty --out stays empty
+
+
+def test_cache_parquet_without_pyarrow(model_dir, tmp_path, capsys):
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pyarrow is installed")
+    corpus = tmp_path / "c.parquet"
+    corpus.write_bytes(b"PAR1 not really")
+    msg = _fails(_argv(model_dir, "blocks.0.hook_resid_post", corpus, tmp_path / "store"), capsys)
+    assert "pyarrow" in msg and "pip install pyarrow" in msg
