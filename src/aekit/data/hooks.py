@@ -255,7 +255,7 @@ class ActivationCapture:
     @torch.no_grad()
     def run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Run the model on a (batch, seq) token batch and return {hook name: activation}."""
-        input_ids, attention_mask = _check_inputs(input_ids, attention_mask)
+        input_ids, attention_mask = check_inputs(input_ids, attention_mask)
         device = next(self.model.parameters()).device
         self.activations = {}
         registered_here = not self._handles
@@ -277,7 +277,7 @@ class ActivationCapture:
         return {name: self.activations[name] for name in self.points}
 
 
-def _check_inputs(
+def check_inputs(
     input_ids: torch.Tensor, attention_mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     input_ids = torch.as_tensor(input_ids)
