@@ -167,3 +167,27 @@ def test_cache_parquet_without_pyarrow(model_dir, tmp_path, capsys):
     corpus.write_bytes(b"PAR1 not really")
     msg = _fails(_argv(model_dir, "blocks.0.hook_resid_post", corpus, tmp_path / "store"), capsys)
     assert "pyarrow" in msg and "pip install pyarrow" in msg
+
+
+def test_eval_splices_an_exact_sae_into_the_model_and_recovers_all_loss(model_dir, tmp_path, capsys):
+    """An SAE that reconstructs exactly (x̂ = relu(x) − relu(−x)) must recover 100% of the CE loss."""
+    from aekit import SAEConfig, SparseAutoencoder
+
+    d = 16
+    sae = SparseAutoencoder(SAEConfig(d_in=d, n_latents=2 * d, architecture="relu", normalize_input=False))
+    with torch.no_grad():
+        eye = torch.eye(d)
+        sae.W_enc.copy_(torch.cat([eye, -eye]))
+        sae.W_dec.copy_(torch.cat([eye, -eye]))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    sae.save(tmp_path / "sae")
+    corpus = _write_txt(tmp_path / "c.txt")
+    argv = ["eval", str(tmp_path / "sae"), "--lm", str(model_dir), "--hook", "blocks.0.hook_resid_post",
+            "--text", str(corpus), "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["documents"] == len(DOCS)
+    assert abs(out["ce_recovered_zero"] - 1.0) < 1e-3 and abs(out["delta_loss"]) < 1e-4
+    assert main(["eval", str(tmp_path / "sae"), "--lm", str(model_dir), "--text", str(corpus)]) == 2
+    assert "needs all of --lm, --hook and --text" in capsys.readouterr().err

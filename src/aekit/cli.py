@@ -116,13 +116,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
-    for key in ("mse", "fvu", "l0", "dead_fraction", "dense_fraction", "mcc", "mean_best_f1"):
+    for key in ("mse", "fvu", "l0", "dead_fraction", "dense_fraction", "mcc", "mean_best_f1", "ce_clean", "ce_sae",
+                "ce_zero", "ce_mean", "ce_recovered_zero", "ce_recovered_mean", "kl_sae", "delta_loss"):
         if key in metrics:
             print(f"{key:>15}: {metrics[key]:.4f}")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    metrics = workflows.evaluate(args.model_dir, args.data, max_rows=args.max_rows)
+    spliced = (args.lm, args.hook, args.text)
+    if args.data and any(spliced):
+        raise ConfigError("eval: give either --data (activations) or --lm/--hook/--text (spliced evaluation), not both")
+    if any(spliced) and not all(spliced):
+        raise ConfigError("eval: spliced evaluation needs all of --lm, --hook and --text")
+    if not args.data and not any(spliced):
+        raise ConfigError("eval: --data (activations) or --lm/--hook/--text (spliced evaluation) is required")
+    if args.data:
+        metrics = workflows.evaluate(args.model_dir, args.data, max_rows=args.max_rows)
+    else:
+        metrics = workflows.evaluate_spliced(args.model_dir, args.lm, args.hook, args.text,
+                                             max_documents=args.max_documents, max_length=args.max_length)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -183,7 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="reconstruction and sparsity metrics of a saved model on data")
     p.add_argument("model_dir")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", help="activations: an array file or an activation store")
+    p.add_argument("--lm", help="spliced evaluation: language model directory or hub name")
+    p.add_argument("--hook", help="spliced evaluation: hook the SAE replaces, e.g. blocks.6.hook_resid_post")
+    p.add_argument("--text", help="spliced evaluation: corpus (.txt, .jsonl, .parquet)")
+    p.add_argument("--max-documents", type=_positive_int, default=256)
+    p.add_argument("--max-length", type=_positive_int, default=128)
     p.add_argument("--max-rows", type=_positive_int, default=262144)
     p.add_argument("--json", action="store_true", help="print all metrics as JSON")
     p.set_defaults(func=cmd_eval)

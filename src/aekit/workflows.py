@@ -16,7 +16,7 @@ import torch
 
 from .config import coerce
 from .data import open_source
-from .errors import AekitError, ConfigError, FormatError, ShapeError
+from .errors import AekitError, ConfigError, DataError, FormatError, ShapeError
 from .fileio import atomic_write_json, read_json
 from .interop import load_any
 from .models import SAEConfig, SparseAutoencoder
@@ -158,6 +158,25 @@ def evaluate(model_dir: str | Path, data: str | Path, max_rows: int = 262144) ->
     if x.shape[1] != expected:
         raise ShapeError(f"{data}: the data has {x.shape[1]} features but the model expects {expected}")
     return evaluate_reconstruction(model, x)
+
+
+def evaluate_spliced(model_dir: str | Path, lm: str, hook: str, text: str | Path, max_documents: int = 256,
+                     max_length: int = 128, batch_size: int = 8) -> dict[str, Any]:
+    """Splice the SAE into `lm` at `hook` on the first documents of a corpus: CE recovered, KL, Δ loss."""
+    from itertools import islice
+
+    from .analysis.spliced import spliced_eval
+    from .data.corpus import iter_documents
+    from .data.lm import load_lm
+
+    sae = load_any(model_dir)
+    documents = list(islice(iter_documents(text), max_documents))
+    if not documents:
+        raise DataError(f"{text}: the corpus holds no documents")
+    model, tokenizer = load_lm(lm, progress=False)
+    batch = tokenizer(documents, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+    result = spliced_eval(model, sae, hook, batch["input_ids"], batch["attention_mask"], batch_size=batch_size)
+    return {"hook": hook, "documents": len(documents), **result}
 
 
 def info(model_dir: str | Path) -> dict[str, Any]:
