@@ -82,6 +82,7 @@ def training_rows_per_s(source, d: int, steps: int, batch_size: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     n_docs, n_layer, width = (200, 4, 128) if args.quick else (1500, 6, 256)
     batch_size, max_length = 16, 128
@@ -96,16 +97,22 @@ def main(argv=None) -> int:
         corpus = tmp / "corpus.txt"
         corpus.write_text("\n".join(documents) + "\n")
         plain_forward_tokens_per_s(tmp / "lm", documents[:batch_size], batch_size, max_length)  # warm-up
-        plain = plain_forward_tokens_per_s(tmp / "lm", documents, batch_size, max_length)
+        # alternate the runs and keep each one's best of `repeats`: the machine's background load moves
+        # single measurements by ±20 %
+        plain, rates, store = 0.0, {}, None
+        hooks = {"last_block": f"blocks.{n_layer - 1}.hook_resid_post",
+                 "middle_block": f"blocks.{n_layer // 2 - 1}.hook_resid_post"}
+        for attempt in range(args.repeats):
+            plain = max(plain, plain_forward_tokens_per_s(tmp / "lm", documents, batch_size, max_length))
+            for name, hook in hooks.items():
+                rate, store_i = cache_tokens_per_s(tmp / "lm", hook, corpus, tmp / f"store_{name}_{attempt}",
+                                                   batch_size, max_length)
+                rates[name] = max(rates.get(name, 0.0), rate)
+                store = store if store is not None else store_i
         results["plain_forward_tokens_per_s"] = plain
-        store = None
-        for name, layer in (("last_block", n_layer - 1), ("middle_block", n_layer // 2 - 1)):
-            hook = f"blocks.{layer}.hook_resid_post"
-            rate, store_i = cache_tokens_per_s(tmp / "lm", hook, corpus, tmp / f"store_{name}", batch_size,
-                                               max_length)
-            results[f"cache_{name}"] = {"hook": hook, "tokens_per_s": rate, "ratio_to_plain_forward": rate / plain,
-                                        "tokens": len(store_i)}
-            store = store if store is not None else store_i
+        for name, hook in hooks.items():
+            results[f"cache_{name}"] = {"hook": hook, "tokens_per_s": rates[name],
+                                        "ratio_to_plain_forward": rates[name] / plain, "tokens": len(store)}
         steps, train_batch = (50, 1024) if args.quick else (300, 2048)
         from_store = training_rows_per_s(StoreSource(store, train_batch, seed=0, buffer_rows=65536), width, steps,
                                          train_batch)
