@@ -9,7 +9,6 @@ one feature vector per token; their (heads, width) shape is recorded in the stor
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from .data.corpus import check_corpus, iter_documents
 from .data.hooks import ActivationCapture, model_layout, parse_hook_name, token_rows
 from .data.store import DTYPES, ActivationStore, ActivationStoreWriter
 from .errors import ConfigError, DataError
+from .fileio import discard_partial_output, require_fresh_directory
 
 __all__ = ["DEFAULT_MAX_LENGTH", "cache_activations", "hook_shape"]
 
@@ -72,8 +72,7 @@ def cache_activations(
     from .data.lm import load_lm, resolve_device
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out}: output store already exists and is not empty; choose a new --out")
+    require_fresh_directory(out, "output store")
     if dtype not in DTYPES:
         raise ConfigError(f"dtype: {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
     for name, value in (("batch_size", batch_size), ("max_length", max_length), ("max_tokens", max_tokens)):
@@ -142,12 +141,5 @@ def cache_activations(
         writer.provenance.update({"documents": documents, "tokens": rows})
         return writer.close()
     except BaseException:  # nothing partial is left behind, whatever stopped the run
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        elif out.is_dir():  # it existed and was empty (checked above): leave it empty again
-            for child in list(out.iterdir()):
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+        discard_partial_output(out, created)
         raise

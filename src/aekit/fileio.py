@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from .errors import FormatError
+from .errors import ConfigError, FormatError
 
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # raw pickle protocol byte, zip container of torch.save
 
@@ -88,6 +88,25 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def require_fresh_directory(path: Path, what: str, hint: str = "") -> None:
+    """Refuse an output path that exists and is not an empty directory (so nothing of the user's is lost)."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path}: {what} already exists and is not empty; choose a new --out{hint}")
+
+
+def discard_partial_output(path: Path, created: bool) -> None:
+    """Undo a failed job's output: remove the directory it created, or empty the empty one it was given."""
+    if created:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    if path.is_dir():
+        for child in list(path.iterdir()):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
 
 def read_json(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 from .config import coerce
 from .data import open_source
 from .errors import AekitError, ConfigError, DataError, FormatError, ShapeError
-from .fileio import atomic_write_json, read_json
+from .fileio import atomic_write_json, discard_partial_output, read_json, require_fresh_directory
 from .interop import load_any
 from .models import SAEConfig, SparseAutoencoder
 from .models.evaluate import evaluate_reconstruction
@@ -45,14 +45,6 @@ def sample_rows(data: str | Path, n: int, seed: int = 0) -> torch.Tensor:
     return source.stream.next_batch()
 
 
-def _check_fresh_output(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ConfigError(
-            f"{out_dir}: output directory already exists and is not empty; choose a new --out, "
-            "or pass --resume to continue the run saved there"
-        )
-
-
 def build_model_config(settings: dict[str, Any], data_dim: int) -> SAEConfig:
     """Fill d_in (and the default n_latents) from the data; a transcoder's rows are [x | y], y of size d_out."""
     settings = dict(settings)
@@ -75,7 +67,7 @@ def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any],
     out_dir = Path(out_dir)
     main_process = launched_rank() == 0  # under torchrun only rank 0 owns the output directory
     if main_process:
-        _check_fresh_output(out_dir)
+        require_fresh_directory(out_dir, "output directory", ", or pass --resume to continue the run saved there")
     train_config.validate()
     source = open_source(data, train_config.batch_size, seed=train_config.seed, buffer_rows=train_config.buffer_rows)
     model_config = build_model_config(model_settings, source.d)
@@ -95,15 +87,8 @@ def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any],
         trainer = Trainer(model, source, train_config, out_dir=out_dir)
         return _finish(trainer, data, out_dir)
     except (AekitError, KeyboardInterrupt, OSError):
-        if main_process and not (out_dir / "checkpoints").is_dir():
-            if created:
-                shutil.rmtree(out_dir, ignore_errors=True)
-            else:  # the directory existed and was empty (checked above): leave it empty again
-                for child in list(out_dir.iterdir()):
-                    if child.is_dir() and not child.is_symlink():
-                        shutil.rmtree(child, ignore_errors=True)
-                    else:
-                        child.unlink(missing_ok=True)
+        if main_process and not (out_dir / "checkpoints").is_dir():  # with a checkpoint, keep it for --resume
+            discard_partial_output(out_dir, created)
         raise
 
 

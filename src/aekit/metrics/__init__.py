@@ -9,7 +9,6 @@ from .sae import (
     fraction_of_variance_unexplained,
     l0,
     mse,
-    relative_reconstruction_bias,
 )
 
 __all__ = [
@@ -24,5 +23,4 @@ __all__ = [
     "matched_cosine",
     "mean_best_f1",
     "mse",
-    "relative_reconstruction_bias",
 ]

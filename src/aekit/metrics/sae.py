@@ -43,9 +43,3 @@ def density_histogram(density: Tensor, bins: int = 40, low: float = -7.0) -> dic
     alive = density[density > 0]
     counts, edges = torch.histogram(alive.log10().float(), bins=bins, range=(low, 0.0))
     return {"log10_density_edges": edges.tolist(), "counts": counts.tolist(), "dead": int((density == 0).sum())}
-
-
-def relative_reconstruction_bias(x: Tensor, x_hat: Tensor) -> float:
-    """γ minimising E||x̂/γ − x||² (Rajamanoharan et al. 2024a): γ < 1 means reconstructions shrink."""
-    x, x_hat = x.double(), x_hat.double()
-    return float(x_hat.pow(2).sum() / (x_hat * x).sum().clamp_min(1e-30))

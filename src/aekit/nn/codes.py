@@ -38,10 +38,6 @@ class Codes:
         )
         return out.scatter_add_(1, self.indices, self.values)
 
-    def active_mask(self) -> Tensor:
-        """Boolean (batch, n_latents): which latents fire (value > 0) for each row."""
-        return self.to_dense() > 0
-
     def l0(self) -> Tensor:
         """Number of firing latents per row."""
         if self.dense is not None:
@@ -54,7 +50,3 @@ class Codes:
             return (self.dense > 0).sum(0)
         return torch.bincount(self.indices[self.values > 0], minlength=self.n_latents)
 
-    def scaled(self, factor: float | Tensor) -> Codes:
-        if self.dense is not None:
-            return Codes(self.n_latents, dense=self.dense * factor)
-        return Codes(self.n_latents, values=self.values * factor, indices=self.indices)

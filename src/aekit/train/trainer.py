@@ -126,7 +126,7 @@ class Trainer:
             desc="train", unit="step", dynamic_ncols=True,
         )
         batches = iter(self.source)
-        start, last_log = time.perf_counter(), {}
+        start = time.perf_counter()
         self.model.train()
         while self.step < cfg.steps:
             x = self._local_slice(next(batches)).to(self.device, non_blocking=True)
@@ -156,10 +156,10 @@ class Trainer:
             self.step += 1
 
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                last_log = self._log(out, loss, lr, dead, start)
-                history.append(last_log)
-                bar.set_postfix(loss=f"{last_log['loss']:.4f}", l0=f"{last_log['l0']:.1f}",
-                                dead=f"{last_log['dead_fraction']:.2f}")
+                record = self._log(out, loss, lr, dead, start)
+                history.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", l0=f"{record['l0']:.1f}",
+                                dead=f"{record['dead_fraction']:.2f}")
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                 self.save_checkpoint()
             bar.update(1)
