@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import FormatError
-from ..fileio import load_safetensors
+from ..fileio import load_safetensors, read_json
 from ..models.sae import SAEConfig, SparseAutoencoder
 
 _FALSY_NORMALISATION = (None, False, "none", "None", "")
@@ -64,6 +64,18 @@ class CfgReader:
         if not isinstance(value, dict):
             raise self.fail(key, f"must be a JSON object (got {value!r})")
         return value
+
+
+CFG_FILE = "cfg.json"
+
+
+def read_cfg(directory: str | Path, library: str) -> tuple[Path, Path, dict[str, Any]]:
+    """(directory, cfg.json path, its content) of a foreign SAE directory, or a FormatError naming it."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FormatError(f"{directory}: {library} directory not found")
+    cfg_path = directory / CFG_FILE
+    return directory, cfg_path, read_json(cfg_path, f"{library} config ({CFG_FILE})")
 
 
 def read_tensors(path: Path) -> dict[str, Tensor]:

@@ -36,9 +36,18 @@ from ..errors import FormatError
 from ..fileio import atomic_directory, atomic_write_json, atomic_write_safetensors, read_json
 from ..models.base import Autoencoder
 from ..models.sae import SparseAutoencoder
-from ._common import CfgReader, MappedSAE, build_sae, is_no_normalisation, read_tensors, refuse_leftovers, take
+from ._common import (
+    CFG_FILE,
+    CfgReader,
+    MappedSAE,
+    build_sae,
+    is_no_normalisation,
+    read_cfg,
+    read_tensors,
+    refuse_leftovers,
+    take,
+)
 
-CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 SCALER_FILE = "activation_scaler.json"
 EXPORT_SAELENS_VERSION = "6.0.0"  # the cfg layout export_saelens writes (see export_saelens)
@@ -55,11 +64,7 @@ _WHY_NOT = {
 
 def load_saelens(directory: str | Path) -> SparseAutoencoder:
     """Load a SAELens SAE directory as an aekit SparseAutoencoder with identical codes and reconstructions."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FormatError(f"{directory}: SAELens directory not found")
-    cfg_path = directory / CFG_FILE
-    cfg = read_json(cfg_path, "SAELens config (cfg.json)")
+    directory, cfg_path, cfg = read_cfg(directory, "SAELens")
     metadata = cfg.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise FormatError(f"{cfg_path}: field 'metadata' must be a JSON object (got {metadata!r})")

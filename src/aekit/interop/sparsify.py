@@ -19,9 +19,8 @@ from typing import Any
 from ..errors import FormatError
 from ..fileio import read_json
 from ..models.sae import SparseAutoencoder
-from ._common import CfgReader, MappedSAE, build_sae, read_tensors, refuse_leftovers, take
+from ._common import CfgReader, MappedSAE, build_sae, read_cfg, read_tensors, refuse_leftovers, take
 
-CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae.safetensors"
 
 # Settings whose values do not change the inference forward pass (defaults of other keys must be falsy).
@@ -32,11 +31,7 @@ _UNSET = (None, False, 0, "", [], {})
 
 def load_sparsify(directory: str | Path) -> SparseAutoencoder:
     """Load a sparsify sparse coder directory as an aekit SparseAutoencoder (a transcoder when `transcode`)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FormatError(f"{directory}: sparsify directory not found")
-    cfg_path = directory / CFG_FILE
-    cfg = read_json(cfg_path, "sparsify config (cfg.json)")
+    directory, cfg_path, cfg = read_cfg(directory, "sparsify")
     reader = CfgReader(cfg, cfg_path)
     activation = reader.string("activation", "topk")
     if activation != "topk":
