@@ -8,35 +8,8 @@ transformers = pytest.importorskip("transformers")
 from aekit.data.hooks import ActivationCapture, capture, model_layout, token_rows  # noqa: E402
 from aekit.errors import ConfigError, DataError  # noqa: E402
 
-SMALL = dict(vocab_size=100, max_position_embeddings=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2)
-
-
-def _config(kind: str):
-    if kind == "gpt2":
-        return transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=100, n_positions=64,
-                                       bos_token_id=1, eos_token_id=1)
-    if kind.startswith("neox"):
-        return transformers.GPTNeoXConfig(**SMALL, num_attention_heads=4, use_parallel_residual=kind == "neox-par",
-                                          bos_token_id=1, eos_token_id=1)
-    cls = {"llama": transformers.LlamaConfig, "qwen2": transformers.Qwen2Config,
-           "mistral": transformers.MistralConfig}[kind]
-    return cls(**SMALL, num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=1)
-
-
-_MODELS: dict[str, torch.nn.Module] = {}
-
-
-def _model(kind: str) -> torch.nn.Module:
-    if kind not in _MODELS:
-        torch.manual_seed(0)
-        model = transformers.AutoModelForCausalLM.from_config(_config(kind), attn_implementation="eager")
-        if kind == "llama":  # give the output projection a bias so the bias term of attn_out is exercised
-            model.config.attention_bias = True
-            for block in model.model.layers:
-                o_proj = block.self_attn.o_proj
-                o_proj.bias = torch.nn.Parameter(torch.randn(o_proj.out_features) * 0.1)
-        _MODELS[kind] = model.eval()
-    return _MODELS[kind]
+from .tiny_lms import KINDS  # noqa: E402
+from .tiny_lms import tiny_lm as _model  # noqa: E402
 
 
 def _hook_counts(model) -> list[int]:
@@ -44,7 +17,6 @@ def _hook_counts(model) -> list[int]:
     return [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()]
 
 
-KINDS = ["gpt2", "neox-seq", "neox-par", "llama", "qwen2", "mistral"]
 ALL_POINTS = ["hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out", "attn.hook_z", "attn.hook_result"]
 
 

@@ -14,27 +14,10 @@ from aekit.errors import ShapeError  # noqa: E402
 from aekit.metrics.spliced import loss_recovered, spliced_metrics  # noqa: E402
 from aekit.models.sae import SAEConfig, SparseAutoencoder  # noqa: E402
 
-_MODELS: dict[str, torch.nn.Module] = {}
+from .tiny_lms import tiny_lm as _model  # noqa: E402
+
+_F64: dict[str, torch.nn.Module] = {}  # float64 copies of the tiny models
 POINTS = ["hook_resid_pre", "hook_resid_post", "hook_mlp_out", "hook_attn_out", "attn.hook_z", "attn.hook_result"]
-
-
-def _model(kind: str) -> torch.nn.Module:
-    if kind not in _MODELS:
-        torch.manual_seed(0)
-        if kind == "gpt2":
-            config = transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=100, n_positions=64,
-                                             bos_token_id=1, eos_token_id=1)
-        else:
-            config = transformers.LlamaConfig(vocab_size=100, max_position_embeddings=64, hidden_size=32,
-                                              intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                              num_key_value_heads=2, bos_token_id=1, eos_token_id=1)
-        model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
-        if kind == "llama":  # a bias on o_proj exercises the bias term of attn_out / hook_result
-            for block in model.model.layers:
-                o_proj = block.self_attn.o_proj
-                o_proj.bias = torch.nn.Parameter(torch.randn(o_proj.out_features) * 0.1)
-        _MODELS[kind] = model.eval()
-    return _MODELS[kind]
 
 
 def _inputs():
@@ -70,9 +53,9 @@ def _hook_counts(model) -> list[int]:
 @pytest.mark.parametrize("point", POINTS)
 def test_identity_sae_recovers_everything(kind, point):
     # float64 so that the tiny random model's small CE gaps are not swamped by float32 rounding of Σ_h results
-    if f"{kind}-f64" not in _MODELS:
-        _MODELS[f"{kind}-f64"] = copy.deepcopy(_model(kind)).double()
-    model = _MODELS[f"{kind}-f64"]
+    if kind not in _F64:
+        _F64[kind] = copy.deepcopy(_model(kind)).double()
+    model = _F64[kind]
     hook = f"blocks.0.{point}"
     before = _hook_counts(model)
     ids, mask = _inputs()
