@@ -7,7 +7,7 @@ STAMP := $(VENV)/.aekit-installed
 # The CPU build of torch keeps the install small; pip takes it from the local wheel cache when present.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint install clean bench browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-test: lint
+# The feature-report test drives a real headless browser: Debian's chromium and its driver, installed when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 clean:

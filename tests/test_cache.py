@@ -11,6 +11,8 @@ tokenizers = pytest.importorskip("tokenizers")
 from aekit.cli import main  # noqa: E402
 from aekit.data import ActivationStore, capture, token_rows  # noqa: E402
 
+from .tiny_lms import save_word_level_lm  # noqa: E402
+
 DOCS = [
     "the cat sat on the mat",
     "a dog ran",
@@ -18,33 +20,12 @@ DOCS = [
     "mat",
     "dog cat fox",
 ]
-SPECIALS = ["[UNK]", "[PAD]", "[BOS]", "[EOS]"]
 MAX_LENGTH = 8
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from tokenizers.pre_tokenizers import Whitespace
-    from tokenizers.processors import TemplateProcessing
-
-    words = sorted({w for doc in DOCS for w in doc.split()})
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + words)}
-    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = Whitespace()
-    tok.post_processor = TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", vocab["[BOS]"])])
-    # no pad token on purpose: load_lm must pad with EOS
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="[BOS]",
-                                                eos_token="[EOS]")
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=16, vocab_size=len(vocab), n_positions=64,
-                                     bos_token_id=vocab["[BOS]"], eos_token_id=vocab["[EOS]"])
-    model = transformers.GPT2LMHeadModel(config).eval()
-    path = tmp_path_factory.mktemp("lm") / "tiny-gpt2"
-    model.save_pretrained(path, safe_serialization=True)
-    fast.save_pretrained(path)
-    return path
+    return save_word_level_lm(tmp_path_factory.mktemp("lm") / "tiny-gpt2", DOCS)
 
 
 def _reference(model_dir, hook: str) -> torch.Tensor:

@@ -36,3 +36,30 @@ def tiny_lm(kind: str) -> torch.nn.Module:
                 o_proj.bias = torch.nn.Parameter(torch.randn(o_proj.out_features) * 0.1)
         _MODELS[kind] = model.eval()
     return _MODELS[kind]
+
+
+WORD_SPECIALS = ["[UNK]", "[PAD]", "[BOS]", "[EOS]"]
+
+
+def save_word_level_lm(path, documents, *, n_embd: int = 16, n_layer: int = 2, n_head: int = 2, seed: int = 0):
+    """A tiny random GPT-2 with a word-level fast tokenizer (BOS prepended, no pad token) saved to `path`."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from tokenizers.processors import TemplateProcessing
+
+    words = sorted({w for doc in documents for w in doc.split()})
+    vocab = {tok: i for i, tok in enumerate(WORD_SPECIALS + words)}
+    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    tok.post_processor = TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", vocab["[BOS]"])])
+    # no pad token on purpose: load_lm must pad with EOS
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="[BOS]",
+                                                eos_token="[EOS]")
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=n_embd, vocab_size=len(vocab),
+                                     n_positions=64, bos_token_id=vocab["[BOS]"], eos_token_id=vocab["[EOS]"])
+    model = transformers.GPT2LMHeadModel(config).eval()
+    model.save_pretrained(path, safe_serialization=True)
+    fast.save_pretrained(path)
+    return path

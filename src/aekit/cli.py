@@ -170,6 +170,25 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    features = None
+    if args.features:
+        try:
+            features = [int(f) for f in args.features.split(",") if f.strip()]
+        except ValueError:
+            raise ConfigError(f"report: --features must be comma-separated integers, got {args.features!r}") from None
+    summary = workflows.feature_report(
+        args.model_dir, args.text, args.out, lm=args.lm, hook=args.hook, features=features,
+        n_features=args.n_features, max_documents=args.max_documents, max_tokens=args.max_tokens,
+        max_length=args.max_length, progress=not args.quiet,
+    )
+    print(f"{'tokens':>15}: {summary['tokens']}")
+    print(f"{'alive features':>15}: {summary['alive']} of {summary['n_latents']}")
+    print(f"{'shown':>15}: {len(summary['features'])}")
+    print(f"report: {summary['report']}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -231,6 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("report", help="write a self-contained HTML feature report of an SAE on a text corpus")
+    p.add_argument("model_dir")
+    p.add_argument("--text", required=True, help="corpus: .txt, .jsonl or .parquet")
+    p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
+    p.add_argument("--lm", help="language model (default: the one recorded in the SAE's provenance)")
+    p.add_argument("--hook", help="hook name (default: the one recorded in the SAE's provenance)")
+    p.add_argument("--features", help="comma-separated feature indices to show (default: spread over density)")
+    p.add_argument("--n-features", type=_positive_int, default=32, help="features shown when --features is not given")
+    p.add_argument("--max-documents", type=_positive_int, default=2000)
+    p.add_argument("--max-tokens", type=_positive_int, default=50_000)
+    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -61,6 +61,16 @@ def build_model_config(settings: dict[str, Any], data_dim: int) -> SAEConfig:
     return SAEConfig.from_dict(settings)
 
 
+# what an SAE inherits from the activation store it was trained on, so eval/report know the model and hook
+INHERITED_PROVENANCE = ("model", "model_type", "hook", "hook_shape", "corpus")
+
+
+def _store_provenance(source) -> dict[str, Any]:
+    store = getattr(source, "store", None)
+    recorded = getattr(store, "provenance", None) or {}
+    return {key: recorded[key] for key in INHERITED_PROVENANCE if key in recorded}
+
+
 def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any], train_config: TrainConfig,
           provenance: dict[str, Any] | None = None) -> RunSummary:
     """Train a new SAE on `data` (array file or activation store) into `out_dir`."""
@@ -82,6 +92,7 @@ def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any],
                 "provenance": dict(provenance or {}),
             })
         model = SparseAutoencoder(model_config, seed=train_config.seed)
+        model.provenance.update(_store_provenance(source))
         model.provenance.update(provenance or {})
         model.provenance.setdefault("dataset", str(Path(data).resolve()))
         trainer = Trainer(model, source, train_config, out_dir=out_dir)
@@ -108,6 +119,7 @@ def resume(out_dir: str | Path, data: str | Path | None = None) -> RunSummary:
     if source.d != expected:
         raise ShapeError(f"{data}: the data has {source.d} columns but the saved run expects {expected}")
     model = SparseAutoencoder(model_config, seed=train_config.seed)
+    model.provenance.update(_store_provenance(source))
     model.provenance.update(run.get("provenance") or {})
     model.provenance.setdefault("dataset", str(Path(data).resolve()))
     trainer = Trainer(model, source, train_config, out_dir=out_dir)
@@ -162,6 +174,42 @@ def evaluate_spliced(model_dir: str | Path, lm: str, hook: str, text: str | Path
     batch = tokenizer(documents, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
     result = spliced_eval(model, sae, hook, batch["input_ids"], batch["attention_mask"], batch_size=batch_size)
     return {"hook": hook, "documents": len(documents), **result}
+
+
+def feature_report(model_dir: str | Path, text: str | Path, out: str | Path, *, lm: str | None = None,
+                   hook: str | None = None, features: list[int] | None = None, n_features: int = 32,
+                   max_documents: int = 2000, max_tokens: int = 50_000, max_length: int = 128,
+                   progress: bool = True) -> dict[str, Any]:
+    """Write the HTML feature report of an SAE; the LM and hook default to those recorded when it was trained."""
+    from itertools import islice
+
+    from .data.corpus import check_corpus, iter_documents
+    from .data.lm import load_lm
+    from .report.feature_report import build_report
+    from .report.html import write_report
+
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"{out}: the report is one HTML file; give a path ending in .html")
+    if out.is_dir():
+        raise ConfigError(f"{out}: is a directory; give the path of the HTML file to write")
+    sae = load_any(model_dir)
+    lm = lm or sae.provenance.get("model")
+    hook = hook or sae.provenance.get("hook")
+    if not lm or not hook:
+        raise ConfigError(f"{model_dir}: the model does not record which language model and hook it was trained "
+                          "on; pass --lm and --hook")
+    documents = list(islice(iter_documents(check_corpus(text)), max_documents))
+    if not documents:
+        raise DataError(f"{text}: the corpus holds no documents")
+    model, tokenizer = load_lm(lm, progress=False)
+    meta = {"SAE": str(model_dir), "language model": str(lm), "corpus": str(text),
+            "architecture": getattr(sae.config, "architecture", sae.kind)}
+    data = build_report(sae, model, tokenizer, hook, documents, features=features, n_features=n_features,
+                        max_tokens=max_tokens, max_length=max_length, meta=meta, progress=progress)
+    write_report(data, out)
+    return {"report": str(out), "features": [card.index for card in data.cards], "tokens": int(data.meta["tokens"]),
+            "alive": int((data.density > 0).sum()), "n_latents": len(data.density)}
 
 
 def info(model_dir: str | Path) -> dict[str, Any]:
