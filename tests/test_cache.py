@@ -172,3 +172,52 @@ def test_eval_splices_an_exact_sae_into_the_model_and_recovers_all_loss(model_di
     assert abs(out["ce_recovered_zero"] - 1.0) < 1e-3 and abs(out["delta_loss"]) < 1e-4
     assert main(["eval", str(tmp_path / "sae"), "--lm", str(model_dir), "--text", str(corpus)]) == 2
     assert "needs all of --lm, --hook and --text" in capsys.readouterr().err
+
+
+def test_on_the_fly_source_yields_the_cached_rows_and_resumes_exactly(model_dir):
+    from aekit.data.lm import load_lm
+    from aekit.data.lm_source import LMActivationSource
+
+    hook = "blocks.1.hook_resid_post"
+    model, tokenizer = load_lm(str(model_dir), progress=False)
+    source = LMActivationSource(model, tokenizer, hook, DOCS, batch_size=_expected_tokens(), seed=3,
+                                docs_per_chunk=2, max_length=MAX_LENGTH)
+    epoch = next(iter(source))  # one batch = exactly one epoch of tokens
+    reference = _reference(model_dir, hook)
+    key = lambda t: t[torch.argsort(t[:, 0])]  # noqa: E731 — same rows, any order
+    torch.testing.assert_close(key(epoch), key(reference), atol=1e-5, rtol=1e-5)
+
+    source = LMActivationSource(model, tokenizer, hook, DOCS, batch_size=5, seed=3, docs_per_chunk=2,
+                                max_length=MAX_LENGTH)
+    batches = iter(source)
+    for _ in range(3):
+        next(batches)
+    cursor = source.state_dict()
+    expected = [next(batches) for _ in range(4)]
+    resumed = LMActivationSource(model, tokenizer, hook, DOCS, batch_size=5, seed=3, docs_per_chunk=2,
+                                 max_length=MAX_LENGTH)
+    resumed.load_state_dict(cursor)
+    again = iter(resumed)
+    for want in expected:
+        assert torch.equal(next(again), want)
+
+
+def test_train_on_the_fly_from_the_command_line(model_dir, tmp_path, capsys):
+    corpus = _write_jsonl(tmp_path / "corpus.jsonl")
+    run = tmp_path / "run"
+    common = ["--lm", str(model_dir), "--hook", "blocks.1.hook_resid_post", "--text", str(corpus),
+              "--max-length", str(MAX_LENGTH)]
+    rc = main(["train", *common, "--out", str(run), "--steps", "12", "--batch-size", "8", "--n-latents", "32",
+               "--k", "2", "--checkpoint-every", "6", "--init-samples", "16", "--progress", "false"])
+    assert rc == 0, capsys.readouterr().err
+    run_json = json.loads((run / "run.json").read_text())
+    assert run_json["data"]["hook"] == "blocks.1.hook_resid_post"
+    provenance = json.loads((run / "model" / "config.json").read_text())["provenance"]
+    assert provenance["hook"] == "blocks.1.hook_resid_post" and provenance["model"] == str(model_dir)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["l0"] == pytest.approx(2.0)
+    assert main(["train", *common, "--data", str(corpus), "--out", str(tmp_path / "r2")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["train", "--lm", str(model_dir), "--text", str(corpus), "--out", str(tmp_path / "r3")]) == 2
+    assert "all of --lm, --hook and --text" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

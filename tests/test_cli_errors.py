@@ -208,7 +208,7 @@ CASES = [
     ("missing-config-file", TRAIN + ["--data", "{x}", "--config", "{base}/nope.yaml"], ["nope.yaml", "not found"]),
     # --- command line
     ("unknown-flag", TRAIN + ["--data", "{x}", "--bogus", "1"], ["--bogus"]),
-    ("missing-data-flag", TRAIN, ["--data is required"]),
+    ("missing-data-flag", TRAIN, ["--data (an array file or activation store) or --lm/--hook/--text is required"]),
     ("no-command", [], ["required"]),
     ("unknown-command", ["fly"], ["'fly'"]),
     ("eval-zero-max-rows", ["eval", "{model}", "--data", "{x}", "--max-rows", "0"], ["--max-rows", "'0'"]),

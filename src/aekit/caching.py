@@ -17,7 +17,8 @@ import torch
 
 from . import __version__
 from .data.corpus import check_corpus, iter_documents
-from .data.hooks import ActivationCapture, model_layout, parse_hook_name, token_rows
+from .data.hooks import ActivationCapture, parse_hook_name
+from .data.lm_source import document_rows, hook_shape
 from .data.store import DTYPES, ActivationStore, ActivationStoreWriter
 from .errors import ConfigError, DataError
 from .fileio import discard_partial_output, require_fresh_directory
@@ -25,17 +26,6 @@ from .fileio import discard_partial_output, require_fresh_directory
 __all__ = ["DEFAULT_MAX_LENGTH", "cache_activations", "hook_shape"]
 
 DEFAULT_MAX_LENGTH = 512
-
-
-def hook_shape(model: torch.nn.Module, hook: str) -> tuple[int, ...]:
-    """The per-token shape of a hook's activation: (d_model,), or (heads, d_head) / (heads, d_model) per head."""
-    layout = model_layout(model)
-    _, point = parse_hook_name(hook)
-    if point == "attn.hook_z":
-        return (layout.n_heads, layout.d_head)
-    if point == "attn.hook_result":
-        return (layout.n_heads, layout.d_model)
-    return (layout.d_model,)
 
 
 def _batches(documents: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -103,7 +93,6 @@ def cache_activations(
         "aekit_version": __version__,
         "excluded": "padding and BOS tokens",
     }
-    bos = tokenizer.bos_token_id
 
     created = not out.exists()
     try:
@@ -117,12 +106,7 @@ def cache_activations(
         try:
             with capture:
                 for batch in _batches(iter_documents(corpus), batch_size):
-                    encoded = tokenizer(batch, return_tensors="pt", padding=True, truncation=True,
-                                        max_length=max_length)
-                    ids, mask = encoded["input_ids"], encoded["attention_mask"]
-                    acts = capture.run(ids, mask)[hook]
-                    flat = token_rows(acts, ids.to(acts.device), mask.to(acts.device), bos)
-                    flat = flat.reshape(len(flat), -1)
+                    flat = document_rows(capture, tokenizer, hook, batch, max_length)
                     if max_tokens is not None:
                         flat = flat[: max_tokens - rows]
                     documents += len(batch)

@@ -70,6 +70,8 @@ def split_settings(content: dict[str, Any], where: str) -> dict[str, dict[str, A
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: section {key!r} must be a mapping of settings, got {value!r}")
             settings[key].update(value)
+        elif key == "data" and isinstance(value, dict):  # {lm, hook, text}: train on the fly
+            settings["run"][key] = value
         elif key in ("data", "out"):
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: {key!r} must be a path (a string), got {value!r}")
@@ -88,6 +90,19 @@ def split_settings(content: dict[str, Any], where: str) -> dict[str, dict[str, A
     return settings
 
 
+def _train_data(args: argparse.Namespace) -> str | dict[str, Any] | None:
+    """--data, or the on-the-fly spec from --lm/--hook/--text."""
+    on_the_fly = (args.lm, args.hook, args.text)
+    if args.data and any(on_the_fly):
+        raise ConfigError("train: give either --data or --lm/--hook/--text (activations on the fly), not both")
+    if any(on_the_fly) and not all(on_the_fly):
+        raise ConfigError("train: training on the fly needs all of --lm, --hook and --text")
+    if all(on_the_fly):
+        return {"lm": args.lm, "hook": args.hook, "text": args.text, "max_length": args.max_length,
+                "max_documents": args.max_documents}
+    return args.data
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items() if "." in k and v is not None}
     if args.resume:
@@ -95,17 +110,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("train --resume continues the saved run with its own settings; drop --config and flags")
         if not args.out:
             raise ConfigError("train --resume: --out must name the run directory to continue")
-        summary = workflows.resume(args.out, data=args.data)
+        summary = workflows.resume(args.out, data=_train_data(args))
     else:
         content = read_config_file(args.config) if args.config else {}
         settings = split_settings(content, args.config or "config")
         for key, value in flags.items():
             section, name = key.split(".", 1)
             settings[section][name] = value
-        data = args.data or settings["run"].get("data")
+        data = _train_data(args) or settings["run"].get("data")
         out = args.out or settings["run"].get("out")
         if not data:
-            raise ConfigError("train: --data is required (an array file or an activation store directory)")
+            raise ConfigError("train: --data (an array file or activation store) or --lm/--hook/--text is required")
         if not out:
             raise ConfigError("train: --out is required (a new directory for the run)")
         train_config = TrainConfig.from_dict(settings["train"])
@@ -209,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="array file (.npy .npz .safetensors .pt) or activation store directory")
     p.add_argument("--out", help="new directory for the run (model, checkpoints, metrics, plot)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    on_the_fly = p.add_argument_group("activations on the fly (instead of --data)")
+    on_the_fly.add_argument("--lm", help="language model directory or hub name")
+    on_the_fly.add_argument("--hook", help="hook name, e.g. blocks.6.hook_resid_post")
+    on_the_fly.add_argument("--text", help="corpus: .txt, .jsonl or .parquet")
+    on_the_fly.add_argument("--max-length", type=_positive_int, default=128, help="tokens per document (default 128)")
+    on_the_fly.add_argument("--max-documents", type=_positive_int, default=None, help="use the first N documents")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 

@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .config import coerce
-from .data import open_source
 from .errors import AekitError, ConfigError, DataError, FormatError, ShapeError
 from .fileio import atomic_write_json, discard_partial_output, read_json, require_fresh_directory
 from .interop import load_any
@@ -24,6 +21,7 @@ from .models.evaluate import evaluate_reconstruction
 from .report import plot_training
 from .train import TrainConfig, Trainer
 from .train.distributed import launched_rank
+from .training_data import DataSpec, data_provenance, open_training_source, record, sample_rows
 
 RUN_FILE = "run.json"
 MODEL_DIR = "model"
@@ -36,13 +34,6 @@ class RunSummary:
     model: SparseAutoencoder
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
-
-
-def sample_rows(data: str | Path, n: int, seed: int = 0) -> torch.Tensor:
-    """Up to n shuffled rows of a store or array file, read through the bounded-memory source."""
-    source = open_source(data, batch_size=n, seed=seed)
-    source.stream.batch_size = min(n, len(source))
-    return source.stream.next_batch()
 
 
 def build_model_config(settings: dict[str, Any], data_dim: int) -> SAEConfig:
@@ -61,17 +52,7 @@ def build_model_config(settings: dict[str, Any], data_dim: int) -> SAEConfig:
     return SAEConfig.from_dict(settings)
 
 
-# what an SAE inherits from the activation store it was trained on, so eval/report know the model and hook
-INHERITED_PROVENANCE = ("model", "model_type", "hook", "hook_shape", "corpus")
-
-
-def _store_provenance(source) -> dict[str, Any]:
-    store = getattr(source, "store", None)
-    recorded = getattr(store, "provenance", None) or {}
-    return {key: recorded[key] for key in INHERITED_PROVENANCE if key in recorded}
-
-
-def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any], train_config: TrainConfig,
+def train(data: DataSpec, out_dir: str | Path, model_settings: dict[str, Any], train_config: TrainConfig,
           provenance: dict[str, Any] | None = None) -> RunSummary:
     """Train a new SAE on `data` (array file or activation store) into `out_dir`."""
     out_dir = Path(out_dir)
@@ -79,22 +60,21 @@ def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any],
     if main_process:
         require_fresh_directory(out_dir, "output directory", ", or pass --resume to continue the run saved there")
     train_config.validate()
-    source = open_source(data, train_config.batch_size, seed=train_config.seed, buffer_rows=train_config.buffer_rows)
+    source = open_training_source(data, train_config)
     model_config = build_model_config(model_settings, source.d)
     created = not out_dir.exists()
     try:
         if main_process:
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(out_dir / RUN_FILE, {
-                "data": str(Path(data).resolve()),
+                "data": record(data),
                 "model": model_config.to_dict(),
                 "train": train_config.to_dict(),
                 "provenance": dict(provenance or {}),
             })
         model = SparseAutoencoder(model_config, seed=train_config.seed)
-        model.provenance.update(_store_provenance(source))
+        model.provenance.update(data_provenance(data, source))
         model.provenance.update(provenance or {})
-        model.provenance.setdefault("dataset", str(Path(data).resolve()))
         trainer = Trainer(model, source, train_config, out_dir=out_dir)
         return _finish(trainer, data, out_dir)
     except (AekitError, KeyboardInterrupt, OSError):
@@ -103,32 +83,31 @@ def train(data: str | Path, out_dir: str | Path, model_settings: dict[str, Any],
         raise
 
 
-def resume(out_dir: str | Path, data: str | Path | None = None) -> RunSummary:
+def resume(out_dir: str | Path, data: DataSpec | None = None) -> RunSummary:
     """Continue the run saved in `out_dir` from its newest checkpoint."""
     out_dir = Path(out_dir)
     run = read_json(out_dir / RUN_FILE, "run description")
     for key in ("data", "train", "model"):
-        if key not in run or (key == "data" and not isinstance(run[key], str)):
+        if key not in run or (key == "data" and not isinstance(run[key], str | dict)):
             raise FormatError(f"{out_dir / RUN_FILE}: run description lacks a valid {key!r} entry; "
                               "it was not written by aekit train or was edited")
     data = data or run["data"]
     train_config = TrainConfig.from_dict(run["train"], where=f"{out_dir / RUN_FILE}:train")
     model_config = SAEConfig.from_dict(run["model"], where=f"{out_dir / RUN_FILE}:model")
-    source = open_source(data, train_config.batch_size, seed=train_config.seed, buffer_rows=train_config.buffer_rows)
+    source = open_training_source(data, train_config)
     expected = model_config.d_in + (model_config.d_out or 0)
     if source.d != expected:
         raise ShapeError(f"{data}: the data has {source.d} columns but the saved run expects {expected}")
     model = SparseAutoencoder(model_config, seed=train_config.seed)
-    model.provenance.update(_store_provenance(source))
+    model.provenance.update(data_provenance(data, source))
     model.provenance.update(run.get("provenance") or {})
-    model.provenance.setdefault("dataset", str(Path(data).resolve()))
     trainer = Trainer(model, source, train_config, out_dir=out_dir)
     if not trainer.resume():
         raise ConfigError(f"{out_dir}: no checkpoint to resume from; start a new run instead")
     return _finish(trainer, data, out_dir)
 
 
-def _finish(trainer: Trainer, data: str | Path, out_dir: Path) -> RunSummary:
+def _finish(trainer: Trainer, data: DataSpec, out_dir: Path) -> RunSummary:
     result = trainer.fit()
     model = trainer.model
     if not trainer.dist.is_main:
