@@ -24,3 +24,28 @@ __all__ = [
     "mean_best_f1",
     "mse",
 ]
+
+from .disentanglement import (
+    dci,
+    dci_from_importance,
+    gaussian_total_correlation,
+    infomec,
+    mig,
+    mig_per_factor,
+    sap,
+    sap_score_matrix,
+)
+from .passive import classify_latents, passive_report
+
+__all__ += [
+    "classify_latents",
+    "dci",
+    "dci_from_importance",
+    "gaussian_total_correlation",
+    "infomec",
+    "mig",
+    "mig_per_factor",
+    "passive_report",
+    "sap",
+    "sap_score_matrix",
+]
