@@ -221,3 +221,18 @@ def test_train_on_the_fly_from_the_command_line(model_dir, tmp_path, capsys):
     assert main(["train", "--lm", str(model_dir), "--text", str(corpus), "--out", str(tmp_path / "r3")]) == 2
     assert "all of --lm, --hook and --text" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_unreachable_hub_fails_fast_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    import time
+
+    import aekit.data.lm as lm
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: False)
+    corpus = _write_txt(tmp_path / "c.txt")
+    start = time.perf_counter()
+    msg = _fails(_argv("someone/tiny-model", "blocks.0.hook_resid_post", corpus, tmp_path / "store"), capsys)
+    assert "hub (huggingface.co) cannot be reached" in msg
+    assert time.perf_counter() - start < 30  # no minute of download retries
+    assert not (tmp_path / "store").exists()

@@ -171,3 +171,20 @@ def test_report_in_headless_chromium(lm_dir, word_sae, tmp_path):
         assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         driver.quit()
+
+
+def test_hook_z_report_shows_head_attribution(lm_dir):
+    from aekit.analysis.attention import head_attribution
+
+    model, tokenizer = load_lm(str(lm_dir), progress=False)
+    sae = SparseAutoencoder(SAEConfig(d_in=64, n_latents=16, architecture="topk", k=3), seed=0).eval()
+    with torch.no_grad():  # feature 0 writes only into head 1's block
+        sae.W_dec[0, :32] = 0
+    data = build_report(sae, model, tokenizer, "blocks.1.attn.hook_z", DOCS, n_features=6, progress=False)
+    assert len(data.cards) == 6
+    shares = head_attribution(sae, 2)
+    for card in data.cards:
+        assert card.heads == pytest.approx(shares[card.index].tolist()) and sum(card.heads) == pytest.approx(1)
+    assert head_attribution(sae, 2)[0].tolist() == [0.0, 1.0]
+    page = render_report(data)
+    assert page.count("head attribution (decoder norm share)") == 6

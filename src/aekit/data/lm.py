@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -75,6 +77,10 @@ def _load_lm(name: str, dtype: torch.dtype | None, device: str | torch.device | 
             raise DataError(f"{name}: model not found locally (no such directory, not in the Hugging Face cache) "
                             "and the Hugging Face hub was not tried (offline or not a hub name); "
                             "give a local model directory") from None
+        if not _hub_reachable():  # fail in seconds, not after a minute of download retries
+            raise DataError(f"{name}: model not found locally (no such directory, not in the Hugging Face cache) "
+                            f"and the Hugging Face hub ({_hub_host()}) cannot be reached from this machine; "
+                            "give a local model directory, or run where the network allows") from None
         try:
             model, tokenizer = load(local_only=False)
         except (OSError, ValueError) as hub_error:
@@ -90,6 +96,19 @@ def _load_lm(name: str, dtype: torch.dtype | None, device: str | torch.device | 
     model.eval()
     model.to(resolve_device(device) if not isinstance(device, torch.device) else device)
     return model, tokenizer
+
+
+def _hub_host() -> str:
+    return urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub's HTTPS port opens within `timeout` seconds."""
+    try:
+        socket.create_connection((_hub_host(), 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _path_like(name: str) -> bool:
