@@ -219,5 +219,7 @@ def test_bad_inputs_are_refused_with_the_argument_named():
         mig(constant, IDENTITY[:50])
     with pytest.raises(ConfigError, match="train_fraction"):
         sap(FACTORS, IDENTITY, train_fraction=1.0)
+    with pytest.raises(ConfigError, match="discrete_latents"):
+        infomec(FACTORS, IDENTITY, discrete_latents=True)  # continuous codes passed as discrete
     with pytest.raises(ConfigError, match="n_bins"):
         mig(FACTORS, IDENTITY, n_bins=1)

@@ -70,6 +70,12 @@ def test_same_seed_same_images_bit_for_bit_in_any_batch(world):
     # Rendering a slice on its own gives the same pixels as rendering it inside the larger batch.
     assert torch.equal(world.render(a.factors[17:40]), a.images[17:40])
     assert torch.equal(world.render(a.factors[5:6]), a.images[5:6])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(world.render(a.factors), a.images)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @WORLDS

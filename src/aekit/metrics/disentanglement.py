@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy import sparse
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import mutual_info_classif
@@ -20,6 +21,8 @@ from sklearn.svm import LinearSVC
 
 from ..errors import ConfigError, DataError, ShapeError
 from ..seeding import derive_seed
+
+MAX_DISCRETE_VALUES = 1000  # a "discrete" latent with more distinct values is almost surely a continuous code
 
 # ------------------------------------------------------------------------------------------------ shared helpers
 
@@ -112,7 +115,7 @@ def infomec(factors: np.ndarray, latents: np.ndarray, discrete_latents: bool = F
     z = latents[:, active]
     if discrete_latents:
         z_codes = np.stack([_labels(z[:, j]) for j in range(z.shape[1])], axis=1)
-        features = np.concatenate([np.eye(c.max() + 1)[c] for c in z_codes.T], axis=1)  # one-hot per latent
+        features = _one_hot(z_codes)
     else:
         features = (z - z.mean(axis=0)) / z.std(axis=0)
     nmi = np.empty((n_sources, z.shape[1]))
@@ -131,7 +134,20 @@ def infomec(factors: np.ndarray, latents: np.ndarray, discrete_latents: bool = F
     return {"infom": infom, "infoc": infoc, "infoe": float(np.mean(infoe)), "nmi": nmi, "active": active}
 
 
-def _logistic_log_loss(features: np.ndarray, target: np.ndarray) -> float:
+def _one_hot(codes: np.ndarray) -> sparse.csr_matrix:
+    """Sparse one-hot encoding of every column of an (n, J) code matrix, side by side."""
+    widths = codes.max(axis=0) + 1
+    crowded = int(np.argmax(widths))
+    if widths[crowded] > MAX_DISCRETE_VALUES:
+        raise ConfigError(f"discrete_latents: active latent {crowded} takes {widths[crowded]} distinct values, "
+                          f"which looks continuous; pass discrete_latents=False")
+    columns = codes + np.concatenate([[0], np.cumsum(widths)[:-1]])[None, :]
+    n, j = codes.shape
+    return sparse.csr_matrix((np.ones(n * j), (np.repeat(np.arange(n), j), columns.reshape(-1))),
+                             shape=(n, int(widths.sum())))
+
+
+def _logistic_log_loss(features: np.ndarray | sparse.csr_matrix, target: np.ndarray) -> float:
     """In-sample log loss (nats) of an unpenalised multinomial logistic regression (lbfgs, 100 iterations)."""
     model = LogisticRegression(C=np.inf, max_iter=100, tol=1e-4)
     with warnings.catch_warnings():
