@@ -91,7 +91,8 @@ def infomec(factors: np.ndarray, latents: np.ndarray, discrete_latents: bool = F
 
     NMI_ij = I(s_i; z_j) / H(s_i): continuous latents are standardised and I is the kNN estimate of
     `mutual_info_classif(n_neighbors=10)`; discrete latents use the plug-in estimate. Active latents: range >
-    max range / 20 (continuous) or > 0 (discrete); the others are left out. As in the reference code,
+    max range / 20 (continuous) or > 0 (discrete); the others are left out (raw ranges are compared, so latents
+    must share one unit, as an encoder's do; rescale mixed-unit columns first). As in the reference code,
     InfoM = mean over latents j of rescale(max_i NMI_ij / Σ_i NMI_ij, K) (each latent captures at most one source)
     and InfoC = mean over sources i of rescale(max_j NMI_ij / Σ_j NMI_ij, J_active) (each source is captured by one
     latent), with rescale(x, n) = (x − 1/n) / (1 − 1/n). InfoE = mean over sources of (H(s_i) − log loss) / H(s_i)
