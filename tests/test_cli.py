@@ -163,7 +163,7 @@ def test_demo_writes_its_outputs_and_refuses_a_foreign_directory(tmp_path):
     from aekit.cli import main as cli_main
 
     out = tmp_path / "demo"
-    assert cli_main(["demo", "--out", str(out), "--steps", "20", "--quiet"]) == 0
+    assert cli_main(["demo", "--world", "features", "--out", str(out), "--steps", "20", "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"mse", "fvu", "l0", "dead_fraction", "mcc", "mean_best_f1"} <= set(metrics)
     assert metrics["l0"] <= 5.0

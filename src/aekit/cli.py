@@ -163,10 +163,29 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    metrics = workflows.demo(args.out, steps=args.steps, seed=args.seed, progress=not args.quiet)
-    _print_metrics(metrics)
-    print(f"{'target mcc':>15}: ≥ 0.9 ({'met' if metrics['mcc'] >= 0.9 else 'NOT met'})")
-    print(f"outputs: {Path(args.out) / 'metrics.json'}, {Path(args.out) / 'training.png'}, {Path(args.out) / 'run'}")
+    from . import demo
+
+    out = Path(args.out)
+    if args.world == "features":
+        metrics = demo.feature_world_demo(out, steps=args.steps or 4000, seed=args.seed, progress=not args.quiet)
+        _print_metrics(metrics)
+        print(f"{'target mcc':>15}: ≥ 0.9 ({'met' if metrics['mcc'] >= 0.9 else 'NOT met'})")
+        print(f"outputs: {out / 'metrics.json'}, {out / 'training.png'}, {out / 'run'}")
+        return 0
+    metrics = demo.language_demo(out, steps=args.steps or 3000, seed=args.seed, progress=not args.quiet,
+                                 n_documents=args.documents)
+    rec, spliced = metrics["reconstruction"], metrics["spliced"]
+    print(f"SAE on {metrics['hook']} of the bundled toy GPT-2: FVU {rec['fvu']:.3f}, L0 {rec['l0']:.1f}, "
+          f"dead {100 * rec['dead_fraction']:.1f}%")
+    print(f"CE loss clean {spliced['ce_clean']:.3f}, with SAE {spliced['ce_sae']:.3f}, zero-ablated "
+          f"{spliced['ce_zero']:.3f}: CE loss recovered {spliced['ce_recovered_zero']:.3f}")
+    print(f"{'concept':>14}  {'SAE best F1':>11}  {'probe F1':>8}  {'ratio':>5}")
+    for name, row in metrics["concepts"]["concepts"].items():
+        print(f"{name:>14}  {row['sae_best_f1']:11.3f}  {row['probe_f1']:8.3f}  {row['ratio']:5.2f}")
+    topic = metrics["concepts"]["topic_posterior"]
+    print(f"{'log p(topic|x)':>14}  {topic['sae_matched_correlation']:11.3f}  {topic['probe_correlation']:8.3f}  "
+          f"{topic['ratio']:5.2f}   (matched correlation / probe correlation)")
+    print(f"outputs: {out / 'metrics.json'}, {metrics['report']}, {out / 'run'} ({metrics['wall_seconds']:.0f} s)")
     return 0
 
 
@@ -249,9 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("demo", help="train a TopK SAE on the synthetic feature world and score recovery")
+    p = sub.add_parser("demo", help="the whole pipeline on bundled ground truth (toy LM or feature world)")
     p.add_argument("--out", default="demo-out")
-    p.add_argument("--steps", type=_positive_int, default=4000)
+    p.add_argument("--world", choices=["language", "features"], default="language",
+                   help="language: the bundled toy GPT-2 end to end (default); features: synthetic feature world")
+    p.add_argument("--steps", type=_positive_int, default=None, help="SAE steps (default 3000 language, 4000 features)")
+    p.add_argument("--documents", type=_positive_int, default=6000, help="generated documents cached (language)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)

@@ -7,7 +7,6 @@ directory it created, so a mistake never leaves half an output behind.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,49 +195,3 @@ def info(model_dir: str | Path) -> dict[str, Any]:
     description = model.describe()
     description["parameters"] = {name: list(t.shape) for name, t in model.state_dict().items()}
     return description
-
-
-
-
-DEMO_MARKER = "demo.json"
-
-
-def demo(out_dir: str | Path = "demo-out", steps: int = 4000, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Train a TopK SAE on the default synthetic feature world and score it against the true features.
-
-    Writes out_dir/store (the activations), out_dir/run (model, checkpoints, logs, training.png) and
-    out_dir/metrics.json. A previous demo output at out_dir is replaced; any other directory is refused.
-    """
-    from .data import write_store
-    from .worlds import FeatureWorld, FeatureWorldConfig, recovery_scores
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not (out_dir / DEMO_MARKER).is_file():
-            raise ConfigError(f"{out_dir}: exists and is not a previous demo output; choose another --out")
-        shutil.rmtree(out_dir)
-    world = FeatureWorld(FeatureWorldConfig(seed=seed))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / DEMO_MARKER, {"world": world.config.to_dict(), "steps": steps, "seed": seed})
-        train_x = world.sample(300_000, seed=1, with_magnitudes=False).x
-        provenance = {"dataset": "aekit feature world", "world": world.config.to_dict()}
-        write_store(out_dir / "store", train_x, rows_per_shard=65536, provenance=provenance)
-        del train_x
-        summary = train(
-            out_dir / "store", out_dir / "run",
-            {"architecture": "topk", "n_latents": 2 * world.config.n_features, "k": 5},
-            TrainConfig(steps=steps, batch_size=1024, lr=1e-3, seed=seed, progress=progress, checkpoint_every=1000),
-            provenance=provenance,
-        )
-        held_out = world.sample(20_000, seed=2)
-        metrics = evaluate_reconstruction(summary.model, held_out.x)
-        metrics.update(recovery_scores(summary.model, world, held_out))
-        metrics["true_mean_active"] = float(held_out.active.sum(-1).float().mean())
-        atomic_write_json(out_dir / "metrics.json", metrics)
-        plot_training(summary.history, metrics["density_histogram"], out_dir / "training.png",
-                      title=f"demo: TopK SAE on the feature world — MCC {metrics['mcc']:.3f}")
-        return metrics
-    except BaseException:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        raise

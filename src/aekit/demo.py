@@ -1,0 +1,123 @@
+"""`aekit demo`: the whole pipeline on bundled ground truth, in minutes on a CPU.
+
+- `language_demo` (the default): the bundled toy GPT-2 → generated text → activation cache → TopK SAE on one
+  residual layer → spliced CE loss recovered, concept recovery against the language's true concepts (next to a
+  linear-probe upper bound) and the HTML feature report.
+- `feature_world_demo`: a TopK SAE on the synthetic feature world, scored against the true feature directions.
+
+Each writes into a fresh directory (or replaces a previous demo output there, never anything else).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .fileio import atomic_write_bytes, atomic_write_json
+from .models.evaluate import evaluate_reconstruction
+from .report import plot_training
+from .train import TrainConfig
+
+DEMO_MARKER = "demo.json"
+LANGUAGE_HOOK = "blocks.1.hook_resid_post"
+
+__all__ = ["DEMO_MARKER", "feature_world_demo", "language_demo"]
+
+
+def _in_fresh_demo_dir(out_dir: str | Path, description: dict[str, Any], job: Callable[[Path], dict[str, Any]]):
+    """Run `job(out_dir)` in an empty directory; a previous demo output is replaced, anything else refused."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not (out_dir / DEMO_MARKER).is_file():
+            raise ConfigError(f"{out_dir}: exists and is not a previous demo output; choose another --out")
+        shutil.rmtree(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / DEMO_MARKER, description)
+        return job(out_dir)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def feature_world_demo(out_dir: str | Path = "demo-out", steps: int = 4000, seed: int = 0,
+                       progress: bool = True) -> dict[str, Any]:
+    """Train a TopK SAE on the default synthetic feature world and score it against the true features."""
+    from .data import write_store
+    from .workflows import train
+    from .worlds import FeatureWorld, FeatureWorldConfig, recovery_scores
+
+    world = FeatureWorld(FeatureWorldConfig(seed=seed))
+
+    def job(out: Path) -> dict[str, Any]:
+        train_x = world.sample(300_000, seed=1, with_magnitudes=False).x
+        provenance = {"dataset": "aekit feature world", "world": world.config.to_dict()}
+        write_store(out / "store", train_x, rows_per_shard=65536, provenance=provenance)
+        del train_x
+        summary = train(
+            out / "store", out / "run",
+            {"architecture": "topk", "n_latents": 2 * world.config.n_features, "k": 5},
+            TrainConfig(steps=steps, batch_size=1024, lr=1e-3, seed=seed, progress=progress, checkpoint_every=1000),
+            provenance=provenance,
+        )
+        held_out = world.sample(20_000, seed=2)
+        metrics = evaluate_reconstruction(summary.model, held_out.x)
+        metrics.update(recovery_scores(summary.model, world, held_out))
+        metrics["true_mean_active"] = float(held_out.active.sum(-1).float().mean())
+        atomic_write_json(out / "metrics.json", metrics)
+        plot_training(summary.history, metrics["density_histogram"], out / "training.png",
+                      title=f"demo: TopK SAE on the feature world — MCC {metrics['mcc']:.3f}")
+        return metrics
+
+    return _in_fresh_demo_dir(out_dir, {"world": "features", "config": world.config.to_dict(), "steps": steps,
+                                        "seed": seed}, job)
+
+
+def _write_corpus(path: Path, texts: list[str]) -> Path:
+    atomic_write_bytes(path, ("\n".join(texts) + "\n").encode("utf-8"))
+    return path
+
+
+def language_demo(out_dir: str | Path = "demo-out", steps: int = 3000, seed: int = 0, progress: bool = True,
+                  n_documents: int = 6000, hook: str = LANGUAGE_HOOK) -> dict[str, Any]:
+    """The bundled toy LM end to end: cache, train an SAE, splice it in, score concepts, write the report."""
+    from .analysis.concepts import concept_activations, concept_recovery
+    from .caching import cache_activations
+    from .data.lm import load_lm
+    from .workflows import evaluate_spliced, feature_report, train
+    from .worlds.language import LanguageConfig, LanguageWorld, mixed_documents
+    from .worlds.toy_lm import ToyLMConfig, bundled_toy_lm_path
+
+    lm_path = bundled_toy_lm_path()
+    world = LanguageWorld(LanguageConfig(seed=ToyLMConfig().world_seed))
+
+    def job(out: Path) -> dict[str, Any]:
+        start = time.perf_counter()
+        mixture = ToyLMConfig().mixture
+        corpus = _write_corpus(out / "corpus.txt", [d.text for d in mixed_documents(world, n_documents, seed + 101,
+                                                                                     mixture)])
+        held_out = _write_corpus(out / "held_out.txt", [d.text for d in mixed_documents(world, 400, seed + 202,
+                                                                                        mixture)])
+        cache_activations(lm_path, hook, corpus, out / "store", batch_size=32, progress=progress)
+        summary = train(out / "store", out / "run", {"architecture": "topk", "n_latents": 1024, "k": 16},
+                        TrainConfig(steps=steps, batch_size=1024, lr=1e-3, seed=seed, progress=progress,
+                                    checkpoint_every=1000))
+        model_dir = out / "run" / "model"
+        spliced = evaluate_spliced(model_dir, str(lm_path), hook, held_out, max_documents=400)
+        model, tokenizer = load_lm(lm_path, progress=False)
+        concepts = concept_recovery(summary.model, concept_activations(model, tokenizer, hook, world, 1500,
+                                                                       seed=seed + 303), seed=seed)
+        report = feature_report(model_dir, held_out, out / "report.html", n_features=48, progress=progress)
+        metrics = {
+            "hook": hook, "reconstruction": {k: v for k, v in summary.metrics.items() if k != "density_histogram"},
+            "spliced": spliced, "concepts": concepts, "report": report["report"],
+            "wall_seconds": round(time.perf_counter() - start, 1),
+        }
+        atomic_write_json(out / "metrics.json", metrics)
+        return metrics
+
+    return _in_fresh_demo_dir(out_dir, {"world": "language", "hook": hook, "steps": steps, "seed": seed}, job)
