@@ -74,14 +74,17 @@ def test_infoe_separates_information_from_noise():
 
 def test_dci_from_importance_exact_anchors():
     # K = 10 factors, each held by two latents (J = 20): every latent is pure (D = 1 exactly) and every factor is
-    # split evenly over two of the 20 latents: C = 1 − H_20(½, ½) = 1 − ln 2 / ln 20. (The "1 − ln 2 / ln 10"
-    # one might expect is not attained: the split factor's entropy is measured in base J = 20, not K = 10.)
+    # split evenly over two of the 20 latents: C = 1 − H_20(½, ½) = 1 − ln 2 / ln 20.
     duplicated = np.kron(np.eye(10), np.ones((2, 1)))
     d, c = dci_from_importance(duplicated)
     assert abs(d - 1.0) < 1e-12 and abs(c - (1 - math.log(2) / math.log(20))) < 1e-12
     # The transpose (10 latents, each holding two of 20 factors) swaps the roles.
     d, c = dci_from_importance(duplicated.T)
     assert abs(d - (1 - math.log(2) / math.log(20))) < 1e-12 and abs(c - 1.0) < 1e-12
+    # The anchor: a diagonal importance whose columns (factors) are duplicated — 5 latents, K = 10 factors,
+    # each latent equally important for two factors — gives D = 1 − ln 2 / ln 10 exactly (and C = 1).
+    d, c = dci_from_importance(np.hstack([np.eye(5), np.eye(5)]))
+    assert abs(d - (1 - math.log(2) / math.log(10))) < 1e-12 and abs(c - 1.0) < 1e-12
     assert dci_from_importance(np.ones((5, 3))) == pytest.approx((0.0, 0.0), abs=1e-12)
     assert dci_from_importance(np.zeros((4, 3))) == (0.0, 0.0)
     assert dci_from_importance(np.eye(6)) == pytest.approx((1.0, 1.0), abs=1e-12)
