@@ -1,13 +1,16 @@
 """The one training loop every aekit autoencoder uses.
 
-Adam with warm-up and decay, gradient clipping, the model's parameter constraints, dead-latent tracking,
-a JSONL metrics log, a progress bar, checkpoints every N steps with exact resume, and DDP under torchrun.
+Adam (AdamW for models whose `parameter_groups()` set weight decay) with warm-up and decay, gradient
+clipping, the model's parameter constraints, dead-latent tracking, a JSONL metrics log, a progress bar,
+checkpoints every N steps with exact resume, and DDP under torchrun. Batches are tensors, or dicts of tensors
+(labelled data) that are sliced and moved key by key.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,21 @@ from .distributed import DistInfo, resolve_device, setup_distributed
 from .optim import make_optimizer
 
 METRICS_LOG = "metrics.jsonl"
+Batch = torch.Tensor | dict[str, torch.Tensor]  # dicts carry labelled data, e.g. {"x": images, "labels": ...}
+
+
+def _map_batch(batch: Batch, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+    return {key: fn(value) for key, value in batch.items()} if isinstance(batch, dict) else fn(batch)
+
+
+def _batch_rows(batch: Batch) -> int:
+    return len(next(iter(batch.values()))) if isinstance(batch, dict) else len(batch)
+
+
+def _concat_batches(batches: list[Batch]) -> Batch:
+    if isinstance(batches[0], dict):
+        return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
+    return torch.cat(batches)
 
 
 @dataclass
@@ -53,7 +71,9 @@ class Trainer:
         self.model = model.to(self.device)
         self.source = source
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.optimizer = make_optimizer(self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+        groups = model.parameter_groups() if hasattr(model, "parameter_groups") else None
+        self.optimizer = make_optimizer(groups or self.model.parameters(), lr=config.lr,
+                                        betas=(config.beta1, config.beta2))
         n_latents = getattr(model.config, "n_latents", 0)
         self.tracker = DeadLatentTracker(n_latents, self.device)
         self.step = 0
@@ -98,19 +118,22 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------------
     def _initialize(self) -> None:
         """Data-dependent init from the first rows of the stream, then rewind so training reads them too."""
+        self._initialized = True
+        if type(self.model).initialize_from_data is Autoencoder.initialize_from_data:
+            return  # the model has no data-dependent init: reading init_samples rows would be wasted work
         cursor = self.source.state_dict()
         rows, batches = 0, []
         batch_iter = iter(self.source)
         while rows < self.config.init_samples:
             batches.append(next(batch_iter))
-            rows += len(batches[-1])
+            rows += _batch_rows(batches[-1])
         self.source.load_state_dict(cursor)
-        self.model.initialize_from_data(torch.cat(batches)[: self.config.init_samples].to(self.device))
-        self._initialized = True
+        sample = _map_batch(_concat_batches(batches), lambda t: t[: self.config.init_samples].to(self.device))
+        self.model.initialize_from_data(sample)
 
-    def _local_slice(self, batch: torch.Tensor) -> torch.Tensor:
-        per_rank = len(batch) // self.dist.world_size
-        return batch[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
+    def _local_slice(self, batch: Batch) -> Batch:
+        per_rank = _batch_rows(batch) // self.dist.world_size
+        return _map_batch(batch, lambda t: t[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank])
 
     def fit(self) -> TrainResult:
         cfg = self.config
@@ -129,7 +152,7 @@ class Trainer:
         start = time.perf_counter()
         self.model.train()
         while self.step < cfg.steps:
-            x = self._local_slice(next(batches)).to(self.device, non_blocking=True)
+            x = _map_batch(self._local_slice(next(batches)), lambda t: t.to(self.device, non_blocking=True))
             lr = learning_rate(cfg, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
