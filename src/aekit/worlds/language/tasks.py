@@ -50,6 +50,7 @@ IOI_TEMPLATES: tuple[tuple[str, ...], ...] = tuple(t.split() for t in (
 ))
 GT_CENTURIES = tuple(range(11, 18))
 GT_MIN_YY, GT_MAX_YY = 2, 97  # leave room above and below the start year, as in Hanna et al.
+GT_MAX_DURATION = 20  # training end years lie 1..20 years after the start (within the century), mode ~10
 GT_CORRUPT_YY = 1
 SPLITS = ("all", "train", "test")
 TEST_PERCENT = 20
@@ -102,7 +103,10 @@ def _ioi(rng: random.Random) -> TaskExample:
 def _greater_than(rng: random.Random) -> TaskExample:
     noun, century = rng.choice(GT_NOUNS), rng.choice(GT_CENTURIES)
     yy = rng.randint(GT_MIN_YY, GT_MAX_YY)
-    end = rng.randint(yy + 1, 99)  # the training answer: any later year of the same century, uniformly
+    # the training answer: a later year of the same century, most likely ~10 years on (a triangular law), so a
+    # model must read YY to put its top guess after it, and "always 99" scores nothing by itself
+    while (end := yy + rng.randint(1, GT_MAX_DURATION // 2) + rng.randint(0, GT_MAX_DURATION // 2)) > 99:
+        pass
 
     def prompt(start: int) -> list[str]:
         return ["The", noun, "lasted", "from", "the", "year", f"{century}", YEARS[start], "to", "the", "year",

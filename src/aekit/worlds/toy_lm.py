@@ -1,0 +1,349 @@
+"""A small GPT-2 trained on the toy language: a real Hugging Face model whose concepts and task answers are known.
+
+`train_toy_lm` trains `transformers.GPT2LMHeadModel` on CPU on a seeded mixture of prose and task documents
+(IOI, greater-than, docstring, induction) and writes a standard Hugging Face directory (config.json,
+model.safetensors, tokenizer files) plus training_log.jsonl, training.json and eval.json, atomically.
+`evaluate_toy_lm` scores any such directory on held-out task prompts through `aekit.data.lm.load_lm`, the code
+path every Hugging Face model takes. `bundled_toy_lm_path()` is the checkpoint shipped with aekit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..config import ConfigBase
+from ..errors import DataError
+from ..fileio import atomic_directory, atomic_write_json, require_fresh_directory
+from ..seeding import derive_seed
+from .language import (
+    BOS,
+    PAD,
+    TASK_FAMILIES,
+    VOCAB,
+    LanguageConfig,
+    LanguageWorld,
+    build_tokenizer,
+    encode_words,
+    mixed_documents,
+    save_tokenizer,
+    task_set,
+)
+
+__all__ = ["ToyLMConfig", "bundled_toy_lm_path", "evaluate_toy_lm", "train_toy_lm"]
+
+MIXTURE_KINDS = ("prose", *TASK_FAMILIES)
+BUNDLED_DIR = "toy_lm"
+
+
+@dataclass
+class ToyLMConfig(ConfigBase):
+    """Architecture, optimisation and training-mixture settings of the toy GPT-2 (defaults: the bundled one)."""
+
+    section = "toy_lm"
+
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    n_ctx: int = 96  # the longest prose document (6 sentences) is 73 tokens
+    steps: int = 3000
+    batch_tokens: int = 2048  # positions per batch (documents x padded length)
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    world_seed: int = 0  # LanguageConfig.seed: the word-emission tables of the language
+    # training mixture: relative weights by document count (task documents are shorter than prose)
+    prose: float = 0.2
+    ioi: float = 0.2
+    greater_than: float = 0.1
+    docstring: float = 0.15
+    induction: float = 0.35  # induction forms last (it needs a previous-token head), so it gets the most documents
+    eval_n: int = 500  # held-out prompts per task family scored into eval.json
+    log_every: int = 10
+    eval_every: int = 250  # every so many steps, log top-1 accuracy on 100 held-out prompts per family; 0 = never
+    # torch threads while training; 1 is several times faster than 2 for this small model on a shared 2-core
+    # CPU (idle threads of an oversubscribed OpenMP pool spin), and the numbers do not depend on other load
+    threads: int = 1
+
+    def validate(self) -> None:
+        self._require(self.eval_every >= 0, "eval_every", "must be ≥ 0 (0 turns the in-training evaluation off)")
+        for name in ("n_layer", "n_head", "d_model", "n_ctx", "steps", "log_every", "threads"):
+            self._require(getattr(self, name) >= 1, name, "must be ≥ 1")
+        self._require(self.d_model % self.n_head == 0, "d_model", f"must be divisible by n_head={self.n_head}")
+        self._require(self.n_ctx >= 32, "n_ctx", "must be ≥ 32 so every task prompt fits")
+        self._require(self.batch_tokens >= self.n_ctx, "batch_tokens", f"must be ≥ n_ctx={self.n_ctx}")
+        self._require(self.lr > 0, "lr", "must be > 0")
+        self._require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]")
+        self._require(self.warmup_steps >= 0, "warmup_steps", "must be ≥ 0")
+        self._require(self.weight_decay >= 0, "weight_decay", "must be ≥ 0")
+        self._require(self.grad_clip > 0, "grad_clip", "must be > 0")
+        self._require(self.eval_n >= 0, "eval_n", "must be ≥ 0 (0 skips the evaluation)")
+        for kind in MIXTURE_KINDS:
+            self._require(getattr(self, kind) >= 0, kind, "mixture weight must be ≥ 0")
+        self._require(sum(getattr(self, k) for k in MIXTURE_KINDS) > 0, "prose",
+                      "at least one mixture weight (prose, ioi, greater_than, docstring, induction) must be > 0")
+
+    @property
+    def mixture(self) -> dict[str, float]:
+        return {kind: getattr(self, kind) for kind in MIXTURE_KINDS}
+
+
+def bundled_toy_lm_path() -> Path:
+    """The directory of the toy GPT-2 shipped inside the aekit package (load it with `aekit.data.lm.load_lm`)."""
+    path = Path(str(resources.files("aekit.worlds").joinpath(BUNDLED_DIR)))
+    if not (path / "model.safetensors").is_file():
+        raise DataError(f"{path}: the bundled toy LM is missing from this aekit installation; reinstall aekit or "
+                        "train one with `aekit world train-lm --out DIR`")
+    return path
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+
+
+def training_batches(config: ToyLMConfig) -> list[torch.Tensor]:
+    """`config.steps` seeded batches of whole documents: one document per row from BOS, right-padded with PAD.
+
+    Every document starts at position 0 and attends only to itself, as a prompt does at evaluation (packing
+    documents into shared windows left the copy tasks at chance in our runs). Documents of similar length share
+    a batch of at most `batch_tokens` positions, so little compute goes to padding.
+    """
+    world = LanguageWorld(LanguageConfig(seed=config.world_seed))
+    pad = VOCAB.index(PAD)
+    batches: list[torch.Tensor] = []
+    chunk = 0
+    while len(batches) < config.steps:  # seeded chunks of documents: the stream does not depend on `steps`
+        docs = mixed_documents(world, 4096, derive_seed("toy_lm.train", config.seed, chunk), config.mixture)
+        rows = sorted((encode_words(doc.tokens)[: config.n_ctx] for doc in docs), key=len)
+        groups: list[list[list[int]]] = [[]]
+        for row in rows:  # ascending lengths: the newest row is the longest of its group
+            if groups[-1] and (len(groups[-1]) + 1) * len(row) > config.batch_tokens:
+                groups.append([])
+            groups[-1].append(row)
+        order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(
+            derive_seed("toy_lm.order", config.seed, chunk)))
+        for i in order.tolist():
+            group = groups[i]
+            batch = torch.full((len(group), len(group[-1])), pad, dtype=torch.long)
+            for r, row in enumerate(group):
+                batch[r, : len(row)] = torch.tensor(row)
+            batches.append(batch)
+        chunk += 1
+    return batches[: config.steps]
+
+
+def _lr_at(step: int, config: ToyLMConfig) -> float:
+    """Linear warm-up, then cosine decay from lr to lr * min_lr_ratio."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def build_model(config: ToyLMConfig):
+    """A freshly initialised GPT2LMHeadModel (seeded by the caller) sized by `config`."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    bos = VOCAB.index(BOS)
+    hf_config = GPT2Config(
+        vocab_size=len(VOCAB), n_positions=config.n_ctx, n_embd=config.d_model, n_layer=config.n_layer,
+        n_head=config.n_head, activation_function="gelu",  # exact GELU: one kernel instead of gelu_new's five
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # no dropout: small data-rich runs do not need it
+        bos_token_id=bos, eos_token_id=bos, pad_token_id=VOCAB.index(PAD),
+    )
+    return GPT2LMHeadModel(hf_config)
+
+
+# ---- training -----------------------------------------------------------------------------------------------
+
+
+def train_toy_lm(out_dir: str | Path, config: ToyLMConfig | None = None, progress: bool = True,
+                 overwrite: bool = False) -> dict[str, Any]:
+    """Train the toy GPT-2 on CPU and write its Hugging Face directory to `out_dir` (atomically).
+
+    Returns a summary: steps, tokens, wall time, final loss and the held-out evaluation (also in eval.json).
+    `overwrite=False` refuses an `out_dir` that exists and is not empty.
+    """
+    config = config or ToyLMConfig()
+    config.validate()
+    out_dir = Path(out_dir)
+    if not overwrite:
+        require_fresh_directory(out_dir, "the toy LM output directory")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _train(out_dir, config, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(out_dir: Path, config: ToyLMConfig, progress: bool) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = build_model(config)
+    model.train()
+    batches = training_batches(config)
+    pad = VOCAB.index(PAD)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
+    with atomic_directory(out_dir) as tmp:
+        log_path = tmp / "training_log.jsonl"
+        running, count, loss_value, tokens = 0.0, 0, float("nan"), 0
+        with open(log_path, "w") as log, tqdm(range(config.steps), desc="toy LM", disable=not progress) as bar:
+            for step in bar:
+                lr = _lr_at(step, config)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = batches[step]
+                logits = model(input_ids=batch, attention_mask=(batch != pad).long()).logits
+                targets = batch[:, 1:].masked_fill(batch[:, 1:] == pad, -100)  # no loss on padding
+                loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                       ignore_index=-100)
+                tokens += int((targets != -100).sum())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                running, count = running + loss.item(), count + 1
+                if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+                    loss_value = running / count
+                    record = {"step": step + 1, "loss": round(loss_value, 5), "lr": lr, "tokens": tokens,
+                              "elapsed": round(time.perf_counter() - start, 2)}
+                    if config.eval_every and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
+                        record["accuracy"] = _quick_accuracy(model, config.seed)
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    bar.set_postfix(loss=f"{loss_value:.3f}")
+                    running, count = 0.0, 0
+        model.eval()
+        model.save_pretrained(tmp)  # config.json + model.safetensors
+        save_tokenizer(tmp, max_length=config.n_ctx)
+        train_seconds = time.perf_counter() - start
+        summary: dict[str, Any] = {
+            "steps": config.steps, "tokens": tokens,
+            "train_seconds": round(train_seconds, 1), "final_loss": round(loss_value, 5),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "config": config.to_dict(), "language": LanguageConfig(seed=config.world_seed).to_dict(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor(),
+        }
+        atomic_write_json(tmp / "training.json", summary)
+        if config.eval_n:
+            summary["eval"] = evaluate_toy_lm(tmp, n=config.eval_n, seed=config.seed)
+            atomic_write_json(tmp / "eval.json", summary["eval"])
+    summary["out_dir"] = str(out_dir)
+    return summary
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _last_token_logprobs(model, tokenizer, prompts: list[str], batch_size: int = 128) -> torch.Tensor:
+    """log p(next token | prompt) at each prompt's last token, (n, vocab); prompts padded on the right."""
+    out = []
+    device = next(model.parameters()).device
+    for i in range(0, len(prompts), batch_size):
+        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True)
+        logits = model(input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device)).logits
+        last = enc.attention_mask.sum(1).to(device) - 1
+        out.append(torch.log_softmax(logits[torch.arange(len(last)), last].float(), -1).cpu())
+    return torch.cat(out)
+
+
+def _quick_accuracy(model, seed: int, n: int = 100) -> dict[str, float]:
+    """Top-1 accuracy per family on `n` held-out prompts, for the training log (the model goes back to training)."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(), pad_token=PAD)
+    model.eval()
+    scores = {family: round(_score_family(model, tokenizer, family, n, seed, corrupted=False)["accuracy"], 3)
+              for family in TASK_FAMILIES}
+    model.train()
+    return scores
+
+
+def _score_family(model, tokenizer, family: str, n: int, seed: int, corrupted: bool = True) -> dict[str, float]:
+    """Top-1 accuracy on held-out prompts, plus the family's own measures (see evaluate_toy_lm)."""
+    tasks = task_set(family, n, seed=seed, split="test")
+    vocab = tokenizer.get_vocab()
+    clean = _last_token_logprobs(model, tokenizer, tasks.prompts)
+    top1 = clean.argmax(-1)
+    result: dict[str, float] = {"n": len(tasks)}
+    if family == "greater_than":
+        year_ids = torch.tensor([vocab[f"{y:02d}"] for y in range(100)])
+        yy = torch.tensor([m["yy"] for m in tasks.metadata])
+        later = torch.arange(100)[None, :] > yy[:, None]  # (n, 100): which year tokens are valid answers
+        p_years = clean[:, year_ids].exp()
+        is_year = top1[:, None] == year_ids[None, :]
+        result["accuracy"] = float((is_year & later).any(-1).float().mean())
+        result["prob_greater"] = float((p_years * later).sum(-1).mean())  # probability mass on years > YY
+        result["prob_diff"] = float(((p_years * later).sum(-1) - (p_years * ~later).sum(-1)).mean())
+        if corrupted:  # the same later years, after the start year was replaced by 01
+            p_corrupted = _last_token_logprobs(model, tokenizer, tasks.corrupted_prompts)[:, year_ids].exp()
+            result["corrupted_prob_greater"] = float((p_corrupted * later).sum(-1).mean())
+        return result
+    answers = torch.tensor([vocab[a] for a in tasks.answers])
+    result["accuracy"] = float((top1 == answers).float().mean())
+    result["answer_prob"] = float(clean.gather(1, answers[:, None]).exp().mean())
+    if corrupted:
+        top1_corrupted = _last_token_logprobs(model, tokenizer, tasks.corrupted_prompts).argmax(-1)
+        result["corrupted_accuracy"] = float((top1_corrupted == answers).float().mean())
+    if family == "ioi":
+        subject = torch.tensor([vocab[m["s"]] for m in tasks.metadata])
+        result["logit_diff"] = float((clean.gather(1, answers[:, None]) - clean.gather(1, subject[:, None])).mean())
+    return result
+
+
+@torch.no_grad()
+def _prose_loss(model, tokenizer, n_docs: int, seed: int, world_seed: int) -> float:
+    """Mean next-token cross-entropy (nats) over held-out prose documents (a document stream no run trains on)."""
+    docs = LanguageWorld(LanguageConfig(seed=world_seed)).documents(n_docs, seed=derive_seed("toy_lm.eval", seed))
+    # a document longer than the context is scored on its first n_positions tokens
+    enc = tokenizer([d.text for d in docs], return_tensors="pt", padding=True, truncation=True,
+                    max_length=model.config.n_positions)
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for i in range(0, n_docs, 128):
+        ids, mask = enc.input_ids[i:i + 128].to(device), enc.attention_mask[i:i + 128].to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                       ignore_index=-100, reduction="sum"))
+        count += int((targets != -100).sum())
+    return total / count
+
+
+def evaluate_toy_lm(model_dir: str | Path, n: int = 500, seed: int = 0, device: str | None = "cpu",
+                    world_seed: int = 0) -> dict[str, Any]:
+    """Held-out scores of a toy LM directory, loaded through `aekit.data.lm.load_lm`.
+
+    Per task family, on `n` "test"-split prompts: top-1 accuracy (for greater-than: the top token is a year after
+    YY, plus the probability mass on later years and its difference to earlier ones), the answer's probability,
+    and the accuracy on corrupted prompts (near chance when the corruption removed the information). Also the
+    mean next-token loss on `n` held-out prose documents.
+    """
+    from ..data.lm import load_lm
+
+    model, tokenizer = load_lm(str(model_dir), device=device, progress=False)
+    results: dict[str, Any] = {"n": n, "seed": seed, "split": "test"}
+    for family in TASK_FAMILIES:
+        results[family] = _score_family(model, tokenizer, family, n, seed)
+    results["prose_loss"] = round(_prose_loss(model, tokenizer, max(n, 1), seed, world_seed), 5)
+    results["prose_loss_uniform"] = round(float(np.log(len(VOCAB))), 5)  # the loss of knowing nothing, for scale
+    return results
