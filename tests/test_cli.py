@@ -175,3 +175,25 @@ def test_demo_writes_its_outputs_and_refuses_a_foreign_directory(tmp_path):
     (foreign / "notes.txt").write_text("keep me")
     assert cli_main(["demo", "--out", str(foreign), "--steps", "20", "--quiet"]) == 2
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_world_train_lm_and_disentangle_commands(tmp_path, capsys):
+    from aekit.cli import main as cli_main
+
+    out = tmp_path / "toy"
+    rc = cli_main(["world", "train-lm", "--out", str(out), "--steps", "3", "--n-layer", "1", "--d-model", "32",
+                   "--n-head", "2", "--n-ctx", "32", "--eval-n", "0", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert cli_main(["world", "train-lm", "--out", str(out), "--steps", "3", "--quiet"]) == 2  # not fresh
+    assert cli_main(["world", "train-lm", "--out", str(tmp_path / "t2"), "--d-model", "33", "--quiet"]) == 2
+    capsys.readouterr()
+
+    study = tmp_path / "study"
+    rc = cli_main(["disentangle", "--models", "ae", "--seeds", "1", "--steps", "2", "--batch-size", "8",
+                   "--n-train", "64", "--n-eval", "100", "--out", str(study), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert (study / "results.json").is_file() and (study / "table.md").is_file()
+    assert "InfoM" in capsys.readouterr().out
+    assert cli_main(["disentangle", "--models", "ae,nonsense", "--out", str(tmp_path / "s2"), "--quiet"]) == 2
+    assert "nonsense" in capsys.readouterr().err

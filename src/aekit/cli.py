@@ -34,10 +34,11 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def _add_config_flags(parser: argparse.ArgumentParser, sections=(("model", SAEConfig), ("train", TrainConfig)),
+                      title: str = "{section} settings (override the config file)") -> None:
     """One flag per config field; values are strings, converted and checked by the dataclasses."""
-    for section, cls in (("model", SAEConfig), ("train", TrainConfig)):
-        group = parser.add_argument_group(f"{section} settings (override the config file)")
+    for section, cls in sections:
+        group = parser.add_argument_group(title.format(section=section))
         for name in cls.field_names():
             default = getattr(cls(), name)
             group.add_argument(_flag(name), dest=f"{section}.{name}", metavar="V", default=None,
@@ -223,6 +224,51 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_world_train_lm(args: argparse.Namespace) -> int:
+    from .worlds.toy_lm import ToyLMConfig, train_toy_lm
+
+    settings = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("toy_lm.") and v is not None}
+    summary = train_toy_lm(args.out, ToyLMConfig.from_dict(settings), progress=not args.quiet)
+    _print_toy_lm_eval(summary.get("eval", {}))
+    print(f"model: {args.out}")
+    return 0
+
+
+def cmd_world_eval_lm(args: argparse.Namespace) -> int:
+    from .worlds.toy_lm import bundled_toy_lm_path, evaluate_toy_lm
+
+    result = evaluate_toy_lm(args.model_dir or bundled_toy_lm_path(), n=args.n, seed=args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_toy_lm_eval(result)
+    return 0
+
+
+def _print_toy_lm_eval(result: dict[str, Any]) -> None:
+    for name, value in result.items():
+        if isinstance(value, dict):
+            cells = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+            print(f"{name:>15}: {cells}")
+        elif isinstance(value, float):
+            print(f"{name:>15}: {value:.4f}")
+
+
+def cmd_disentangle(args: argparse.Namespace) -> int:
+    from .disentangle import run_disentangle
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    result = run_disentangle(args.world, models=models, seeds=args.seeds, steps=args.steps, out_dir=args.out,
+                             batch_size=args.batch_size, n_eval=args.n_eval, n_train=args.n_train, lr=args.lr,
+                             progress=not args.quiet)
+    table = Path(args.out) / "table.md"
+    if table.is_file():
+        print(table.read_text())
+    print(f"outputs: {Path(args.out) / 'results.json'}, {table}, traversal PNGs in {args.out}")
+    del result
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -307,6 +353,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=_positive_int, default=128)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_report)
+
+    world = sub.add_parser("world", help="the toy language world and its bundled GPT-2")
+    world_sub = world.add_subparsers(dest="world_command", required=True, parser_class=_Parser)
+    p = world_sub.add_parser("train-lm", help="train the toy GPT-2 on the toy language (CPU, seeded)")
+    p.add_argument("--out", required=True, help="new directory for the Hugging Face model")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .worlds.toy_lm import ToyLMConfig
+
+    _add_config_flags(p, (("toy_lm", ToyLMConfig),), title="toy model settings")
+    p.set_defaults(func=cmd_world_train_lm)
+    p = world_sub.add_parser("eval-lm", help="held-out accuracy per task family of a toy LM (default: bundled)")
+    p.add_argument("model_dir", nargs="?", default=None)
+    p.add_argument("--n", type=_positive_int, default=500, help="prompts per task family")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_world_eval_lm)
+
+    p = sub.add_parser("disentangle", help="train disentanglement models on a factor world over seeds; metric table")
+    p.add_argument("--world", default="shapes3d", help="shapes3d or dsprites")
+    p.add_argument("--models", default="ae,betavae,qlae,xfactors",
+                   help="comma-separated: ae, betavae, betatcvae, vqvae, qlae, xfactors")
+    p.add_argument("--seeds", type=_positive_int, default=3)
+    p.add_argument("--steps", type=_positive_int, default=2000)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--n-train", type=_positive_int, default=30_000)
+    p.add_argument("--n-eval", type=_positive_int, default=10_000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--out", default="disentangle-out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_disentangle)
     return parser
 
 
