@@ -55,6 +55,8 @@ th[data-sort]{cursor:pointer;text-decoration:underline dotted}
 .ctx{font-family:ui-monospace,monospace;white-space:pre-wrap;margin:2px 0;padding:2px 4px;background:#fafafa}
 .tok{border-radius:2px}.cols{display:flex;gap:3em;flex-wrap:wrap}.muted{color:#888}
 .bar{display:inline-block;height:10px;background:#4a7fb5;vertical-align:middle}
+.index{max-height:420px;overflow-y:auto;display:inline-block;border:1px solid #ddd;padding-right:6px}
+thead th{position:sticky;top:0;background:#fff}
 """
 
 # Sorts the index by a column when its header is clicked; reads numbers from data-value, moves existing rows only.
@@ -139,9 +141,9 @@ def _index_html(data: ReportData) -> str:
         rows.append(f'<tr><td data-value="{f}">{name}</td><td data-value="{data.density[f]:.8g}">'
                     f'{100 * data.density[f]:.3f}%</td><td data-value="{data.max_activation[f]:.6g}">'
                     f"{data.max_activation[f]:.4g}</td></tr>")
-    return ('<h2>Index</h2><table id="index"><thead><tr><th data-sort="0">feature</th>'
+    return ('<h2>Index</h2><div class="index"><table id="index"><thead><tr><th data-sort="0">feature</th>'
             '<th data-sort="1">density</th><th data-sort="2">max activation</th></tr></thead>'
-            f'<tbody id="index-body">{"".join(rows)}</tbody></table>')
+            f'<tbody id="index-body">{"".join(rows)}</tbody></table></div>')
 
 
 def render_report(data: ReportData) -> str:
