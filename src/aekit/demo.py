@@ -84,7 +84,11 @@ def _write_corpus(path: Path, texts: list[str]) -> Path:
 
 def language_demo(out_dir: str | Path = "demo-out", steps: int = 3000, seed: int = 0, progress: bool = True,
                   n_documents: int = 6000, hook: str = LANGUAGE_HOOK) -> dict[str, Any]:
-    """The bundled toy LM end to end: cache, train an SAE, splice it in, score concepts, write the report."""
+    """The bundled toy LM end to end: cache, train an SAE, splice it in, score concepts, write the report.
+
+    `n_documents` generated documents are cached for training; a quarter as many (≤ 1500) fresh prose documents
+    are scored for concept recovery and a fifteenth (≤ 400) held-out documents give CE loss and the report.
+    """
     from .analysis.concepts import concept_activations, concept_recovery
     from .caching import cache_activations
     from .data.lm import load_lm
@@ -100,16 +104,18 @@ def language_demo(out_dir: str | Path = "demo-out", steps: int = 3000, seed: int
         mixture = ToyLMConfig().mixture
         corpus = _write_corpus(out / "corpus.txt", [d.text for d in mixed_documents(world, n_documents, seed + 101,
                                                                                      mixture)])
-        held_out = _write_corpus(out / "held_out.txt", [d.text for d in mixed_documents(world, 400, seed + 202,
-                                                                                        mixture)])
+        n_held_out = max(20, min(400, n_documents // 15))
+        held_out = _write_corpus(out / "held_out.txt", [d.text for d in mixed_documents(world, n_held_out,
+                                                                                        seed + 202, mixture)])
         cache_activations(lm_path, hook, corpus, out / "store", batch_size=32, progress=progress)
         summary = train(out / "store", out / "run", {"architecture": "topk", "n_latents": 1024, "k": 16},
                         TrainConfig(steps=steps, batch_size=1024, lr=1e-3, seed=seed, progress=progress,
                                     checkpoint_every=1000))
         model_dir = out / "run" / "model"
-        spliced = evaluate_spliced(model_dir, str(lm_path), hook, held_out, max_documents=400)
+        spliced = evaluate_spliced(model_dir, str(lm_path), hook, held_out, max_documents=n_held_out)
         model, tokenizer = load_lm(lm_path, progress=False)
-        concepts = concept_recovery(summary.model, concept_activations(model, tokenizer, hook, world, 1500,
+        n_concept = max(50, min(1500, n_documents // 4))
+        concepts = concept_recovery(summary.model, concept_activations(model, tokenizer, hook, world, n_concept,
                                                                        seed=seed + 303), seed=seed)
         report = feature_report(model_dir, held_out, out / "report.html", n_features=48, progress=progress)
         metrics = {
