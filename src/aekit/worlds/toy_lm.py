@@ -13,6 +13,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from ..config import ConfigBase
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..fileio import atomic_directory, atomic_write_json, require_fresh_directory
 from ..seeding import derive_seed
 from .language import (
@@ -55,9 +56,9 @@ class ToyLMConfig(ConfigBase):
     n_layer: int = 4
     n_head: int = 4
     d_model: int = 128
-    n_ctx: int = 96  # the longest prose document (6 sentences) is 73 tokens
+    n_ctx: int = 96  # the longest prose document (6 sentences) is 73 tokens, 74 with its EOS
     steps: int = 3000
-    batch_tokens: int = 2048  # positions per batch (documents x padded length)
+    batch_tokens: int = 2016  # positions per batch: batch_tokens // n_ctx rows of packed documents
     lr: float = 2e-3
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     warmup_steps: int = 100
@@ -113,35 +114,97 @@ def bundled_toy_lm_path() -> Path:
 # ---- data ---------------------------------------------------------------------------------------------------
 
 
-def training_batches(config: ToyLMConfig) -> list[torch.Tensor]:
-    """`config.steps` seeded batches of whole documents: one document per row from BOS, right-padded with PAD.
+@dataclass
+class PackedBatch:
+    """Whole documents packed into rows of n_ctx positions, each document isolated from its row-mates.
 
-    Every document starts at position 0 and attends only to itself, as a prompt does at evaluation (packing
-    documents into shared windows left the copy tasks at chance in our runs). Documents of similar length share
-    a batch of at most `batch_tokens` positions, so little compute goes to padding.
+    `segment` numbers the documents of a row (-1 on padding) and `position` restarts at 0 with every document, so
+    a document is computed exactly as if it were alone, starting at position 0 as a prompt does at evaluation
+    (letting documents see each other, or start mid-window, left the copy tasks at chance in our runs).
     """
+
+    input_ids: torch.Tensor  # (rows, n_ctx)
+    position: torch.Tensor  # (rows, n_ctx)
+    segment: torch.Tensor  # (rows, n_ctx)
+
+    def attention_mask(self) -> torch.Tensor:
+        """(rows, 1, n_ctx, n_ctx) boolean: causal attention within a document; padding attends to itself."""
+        n = self.segment.shape[1]
+        same = self.segment[:, :, None] == self.segment[:, None, :]
+        allowed = same & torch.tril(torch.ones(n, n, dtype=torch.bool)) & (self.segment[:, None, :] >= 0)
+        return (allowed | torch.eye(n, dtype=torch.bool))[:, None]  # a row with no key would give NaN
+
+    def targets(self) -> torch.Tensor:
+        """Next-token targets within each document; -100 (ignored) at a document's last token and on padding."""
+        same_doc = (self.segment[:, 1:] == self.segment[:, :-1]) & (self.segment[:, 1:] >= 0)
+        return self.input_ids[:, 1:].masked_fill(~same_doc, -100)
+
+
+def _pack_rows(docs: list[list[int]], n_ctx: int, open_rows: int = 8) -> list[list[list[int]]]:
+    """First-fit packing of documents (in order) into rows of at most n_ctx tokens, keeping a few rows open."""
+    closed: list[list[list[int]]] = []
+    active: list[list[list[int]]] = []
+    for doc in docs:
+        for row in active:
+            if sum(map(len, row)) + len(doc) <= n_ctx:
+                row.append(doc)
+                break
+        else:
+            active.append([doc])
+            if len(active) > open_rows:
+                closed.append(active.pop(0))
+    return closed + active
+
+
+def training_batches(config: ToyLMConfig) -> Iterator[PackedBatch]:
+    """The seeded stream of training batches: mixed documents packed into batch_tokens // n_ctx rows each."""
     world = LanguageWorld(LanguageConfig(seed=config.world_seed))
+    rows_per_batch = config.batch_tokens // config.n_ctx
     pad = VOCAB.index(PAD)
-    batches: list[torch.Tensor] = []
     chunk = 0
-    while len(batches) < config.steps:  # seeded chunks of documents: the stream does not depend on `steps`
+    while True:  # seeded chunks of documents: the stream does not depend on `steps`
         docs = mixed_documents(world, 4096, derive_seed("toy_lm.train", config.seed, chunk), config.mixture)
-        rows = sorted((encode_words(doc.tokens)[: config.n_ctx] for doc in docs), key=len)
-        groups: list[list[list[int]]] = [[]]
-        for row in rows:  # ascending lengths: the newest row is the longest of its group
-            if groups[-1] and (len(groups[-1]) + 1) * len(row) > config.batch_tokens:
-                groups.append([])
-            groups[-1].append(row)
-        order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(
-            derive_seed("toy_lm.order", config.seed, chunk)))
-        for i in order.tolist():
-            group = groups[i]
-            batch = torch.full((len(group), len(group[-1])), pad, dtype=torch.long)
-            for r, row in enumerate(group):
-                batch[r, : len(row)] = torch.tensor(row)
-            batches.append(batch)
+        # each document ends with the BOS token as its EOS (as GPT-2's separator), so the model learns to stop
+        rows = _pack_rows([encode_words([*doc.tokens, BOS])[: config.n_ctx] for doc in docs], config.n_ctx)
+        for start in range(0, len(rows) - rows_per_batch + 1, rows_per_batch):  # drops a last partial batch
+            shape = (rows_per_batch, config.n_ctx)
+            batch = PackedBatch(torch.full(shape, pad), torch.zeros(shape, dtype=torch.long),
+                                torch.full(shape, -1))
+            for r, row in enumerate(rows[start:start + rows_per_batch]):
+                at = 0
+                for d, doc in enumerate(row):
+                    batch.input_ids[r, at:at + len(doc)] = torch.tensor(doc)
+                    batch.position[r, at:at + len(doc)] = torch.arange(len(doc))
+                    batch.segment[r, at:at + len(doc)] = d
+                    at += len(doc)
+            yield batch
         chunk += 1
-    return batches[: config.steps]
+
+
+def check_packed_attention(model) -> None:
+    """Raise ConfigError unless the model computes a packed row exactly like its documents alone.
+
+    Packing relies on the attention implementation honouring a 4-D boolean mask and per-document positions;
+    this is checked once before training rather than trusted.
+    """
+    vocab = model.config.vocab_size
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randint(3, vocab, (1, 5), generator=generator), torch.randint(3, vocab, (1, 4), generator=generator)
+    packed = PackedBatch(torch.cat([a, b], 1), torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3]]),
+                         torch.tensor([[0] * 5 + [1] * 4]))
+    with torch.no_grad():
+        together = model(input_ids=packed.input_ids, position_ids=packed.position,
+                         attention_mask=packed.attention_mask()).logits
+        alone = torch.cat([model(input_ids=a).logits, model(input_ids=b).logits], 1)
+    if not torch.allclose(together, alone, atol=1e-4):
+        raise ConfigError(f"toy LM training: this transformers version ({_transformers_version()}) does not honour "
+                          "4-D attention masks for GPT-2 with the sdpa attention; install transformers ≥ 4.48")
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
 
 
 def _lr_at(step: int, config: ToyLMConfig) -> float:
@@ -163,6 +226,7 @@ def build_model(config: ToyLMConfig):
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # no dropout: small data-rich runs do not need it
         bos_token_id=bos, eos_token_id=bos, pad_token_id=VOCAB.index(PAD),
     )
+    hf_config._attn_implementation = "sdpa"  # honours the 4-D masks of packed training batches
     return GPT2LMHeadModel(hf_config)
 
 
@@ -196,8 +260,8 @@ def _train(out_dir: Path, config: ToyLMConfig, progress: bool) -> dict[str, Any]
     torch.manual_seed(config.seed)
     model = build_model(config)
     model.train()
+    check_packed_attention(model)
     batches = training_batches(config)
-    pad = VOCAB.index(PAD)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -210,9 +274,10 @@ def _train(out_dir: Path, config: ToyLMConfig, progress: bool) -> dict[str, Any]
                 lr = _lr_at(step, config)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                batch = batches[step]
-                logits = model(input_ids=batch, attention_mask=(batch != pad).long()).logits
-                targets = batch[:, 1:].masked_fill(batch[:, 1:] == pad, -100)  # no loss on padding
+                batch = next(batches)
+                logits = model(input_ids=batch.input_ids, position_ids=batch.position,
+                               attention_mask=batch.attention_mask()).logits
+                targets = batch.targets()
                 loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                        ignore_index=-100)
                 tokens += int((targets != -100).sum())

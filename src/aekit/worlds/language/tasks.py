@@ -49,7 +49,7 @@ IOI_TEMPLATES: tuple[tuple[str, ...], ...] = tuple(t.split() for t in (
     "Then , {A} and {B} had a long day at the {PLACE} . {S2} brought a {OBJ} to",
 ))
 GT_CENTURIES = tuple(range(11, 18))
-GT_MIN_YY, GT_MAX_YY = 2, 97  # leave room above and below the start year, as in Hanna et al.
+GT_MIN_YY, GT_MAX_YY = 2, 97  # prompts: room above and below the start year, as in Hanna et al.
 GT_MAX_DURATION = 20  # training end years lie 1..20 years after the start (within the century), mode ~10
 GT_CORRUPT_YY = 1
 SPLITS = ("all", "train", "test")
@@ -100,9 +100,11 @@ def _ioi(rng: random.Random) -> TaskExample:
     return TaskExample(fill(first, second, s), io, fill(*fresh), meta, completion=["."])
 
 
-def _greater_than(rng: random.Random) -> TaskExample:
+def _greater_than(rng: random.Random, min_yy: int = GT_MIN_YY) -> TaskExample:
+    """Prompts start after 01; training documents (min_yy=1) also start in 01, the corrupted start year, so a
+    corrupted prompt is in-distribution and its answers are the early years a model predicts after 01."""
     noun, century = rng.choice(GT_NOUNS), rng.choice(GT_CENTURIES)
-    yy = rng.randint(GT_MIN_YY, GT_MAX_YY)
+    yy = rng.randint(min_yy, GT_MAX_YY)
     # the training answer: a later year of the same century, most likely ~10 years on (a triangular law), so a
     # model must read YY to put its top guess after it, and "always 99" scores nothing by itself
     while (end := yy + rng.randint(1, GT_MAX_DURATION // 2) + rng.randint(0, GT_MAX_DURATION // 2)) > 99:
@@ -200,6 +202,8 @@ def task_document(family: str, rng: random.Random, split: str = "train") -> Docu
     _check(family, split)
     if family == "docstring":
         example = _sample(_docstring, rng, split)
+    elif family == "greater_than":
+        example = _sample(lambda r: _greater_than(r, min_yy=GT_CORRUPT_YY), rng, split)
     elif family == "induction":  # the full repeat, so every position of the second copy teaches induction
         example = _sample(_induction, rng, split)
         example = TaskExample(example.prompt[: example.metadata["length"]] * 2, "", [], example.metadata)
