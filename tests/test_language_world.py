@@ -165,8 +165,12 @@ def _brute_force_posterior(world: LanguageWorld, tokens: list[str]) -> np.ndarra
 
 def test_topic_posterior_is_exact_on_a_tiny_world():
     tiny = LanguageWorld(LanguageConfig(n_topics=3, nouns_per_topic=3, verbs_per_topic=2, n_shared_nouns=2,
-                                        min_sentences=2, max_sentences=3, p_past=0.3, seed=5))
-    for doc in tiny.documents(6, seed=0):
+                                        min_sentences=2, max_sentences=4, p_past=0.3, seed=5))
+    docs = tiny.documents(12, seed=0)
+    # documents with a second register word and a second adjective, which must not count as new evidence
+    assert max((d.token_labels["formality"] >= 0).sum() for d in docs) >= 2
+    assert max((d.token_labels["sentiment"] >= 0).sum() for d in docs) >= 2
+    for doc in docs:
         log_post = tiny.topic_log_posterior(doc.tokens)
         assert log_post.shape == (len(doc.tokens), 3)
         assert np.allclose(np.exp(log_post).sum(1), 1.0, atol=1e-12)
