@@ -173,7 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{'target mcc':>15}: ≥ 0.9 ({'met' if metrics['mcc'] >= 0.9 else 'NOT met'})")
         print(f"outputs: {out / 'metrics.json'}, {out / 'training.png'}, {out / 'run'}")
         return 0
-    metrics = demo.language_demo(out, steps=args.steps or 3000, seed=args.seed, progress=not args.quiet,
+    metrics = demo.language_demo(out, steps=args.steps or 1500, seed=args.seed, progress=not args.quiet,
                                  n_documents=args.documents)
     rec, spliced = metrics["reconstruction"], metrics["spliced"]
     print(f"SAE on {metrics['hook']} of the bundled toy GPT-2: FVU {rec['fvu']:.3f}, L0 {rec['l0']:.1f}, "
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out")
     p.add_argument("--world", choices=["language", "features"], default="language",
                    help="language: the bundled toy GPT-2 end to end (default); features: synthetic feature world")
-    p.add_argument("--steps", type=_positive_int, default=None, help="SAE steps (default 3000 language, 4000 features)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="SAE steps (default 1500 language, 4000 features)")
     p.add_argument("--documents", type=_positive_int, default=6000, help="generated documents cached (language)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -82,7 +82,7 @@ def _write_corpus(path: Path, texts: list[str]) -> Path:
     return path
 
 
-def language_demo(out_dir: str | Path = "demo-out", steps: int = 3000, seed: int = 0, progress: bool = True,
+def language_demo(out_dir: str | Path = "demo-out", steps: int = 1500, seed: int = 0, progress: bool = True,
                   n_documents: int = 6000, hook: str = LANGUAGE_HOOK) -> dict[str, Any]:
     """The bundled toy LM end to end: cache, train an SAE, splice it in, score concepts, write the report.
 
