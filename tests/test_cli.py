@@ -197,3 +197,22 @@ def test_world_train_lm_and_disentangle_commands(tmp_path, capsys):
     assert "InfoM" in capsys.readouterr().out
     assert cli_main(["disentangle", "--models", "ae,nonsense", "--out", str(tmp_path / "s2"), "--quiet"]) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_language_demo_runs_the_whole_pipeline_on_the_bundled_model(tmp_path, capsys):
+    from aekit.cli import main as cli_main
+
+    out = tmp_path / "demo"
+    rc = cli_main(["demo", "--out", str(out), "--steps", "40", "--documents", "200", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "CE loss recovered" in printed and "log p(topic|x)" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["reconstruction"]["l0"] == pytest.approx(16.0)
+    assert 0.5 < metrics["spliced"]["ce_recovered_zero"] <= 1.0  # even a 40-step SAE keeps most of the loss
+    concepts = metrics["concepts"]["concepts"]
+    assert set(concepts) == {"topic_word", "sentiment", "formality", "tense", "entity", "category"}
+    assert all(0 < row["probe_f1"] <= 1 and 0 < row["sae_best_f1"] <= 1 for row in concepts.values())
+    assert concepts["entity"]["probe_f1"] > 0.9  # entity type is linearly readable from the bundled model
+    page = (out / "report.html").read_text()
+    assert page.count('class="feature"') == 48
