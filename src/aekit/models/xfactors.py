@@ -46,7 +46,7 @@ class XFactorsConfig(BetaVAEConfig):
     n_factors: int = 6  # supervised factors, one T_k each, in the order of the label columns
     factor_dim: int = 2
     temperature: float = 0.03
-    contrastive_weight: float = 0.01  # per factor, against the per-pixel mean reconstruction loss
+    contrastive_weight: float = 0.1  # per factor, against the per-pixel mean reconstruction loss
     beta: float = 1.0  # KL weight on S (in β-VAE units)
     beta_factors: float = 0.1  # KL weight on the T subspaces: weak, it only keeps their scale in check
 
@@ -79,6 +79,8 @@ class XFactors(BetaVAE):
         g = self.gaussian(h)
         losses = self.gaussian_losses(g)
         if labels is not None:
+            # on the samples: a factor's direction must then stand out of the encoder noise, which makes the
+            # T means large and the decoder read them (on the means, S took over the hues in a 2000-step run)
             losses["contrastive"] = self.contrastive_loss(g.z, labels)
         return g.z, g.mean, losses
 
