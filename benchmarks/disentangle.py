@@ -5,7 +5,8 @@ each, scores them on held-out images (InfoM/InfoC/InfoE, MIG, DCI, SAP, PSNR) an
 issue: QLAE above AE and β-VAE on InfoM and on D, XFactors (with labels) at D ≥ 0.9. Runs already finished in
 --work are reused, so the study can be stopped and restarted, and models can be added in a later call.
 
-Writes benchmarks/results/disentangle.json, disentangle.md (the table) and disentangle_traversals/*.png.
+Writes benchmarks/results/disentangle.json, disentangle.md (the table) and disentangle_traversals/*.png
+(--name changes the "disentangle" prefix).
 
     python benchmarks/disentangle.py                                   # ~1 h on 2 shared CPU cores
     python benchmarks/disentangle.py --models ae,betavae,qlae,xfactors,betatcvae,vqvae
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import torch
 
 from aekit.disentangle import run_disentangle
 from aekit.fileio import atomic_write_bytes, atomic_write_json
@@ -50,8 +53,12 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=30_000)
     parser.add_argument("--n-eval", type=int, default=10_000)
     parser.add_argument("--work", type=Path, default=Path("runs/disentangle"), help="models and per-run results")
+    parser.add_argument("--name", default="disentangle", help="results are written as benchmarks/results/<name>.*")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; on 2 shared cores, 2 OpenMP threads made conv training ~6x slower")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     results = run_disentangle(args.world, models=args.models.split(","), seeds=args.seeds, steps=args.steps,
                               out_dir=args.work, batch_size=args.batch_size, n_eval=args.n_eval,
@@ -63,9 +70,9 @@ def main() -> None:
              for c in results["targets"]]
     report = table + "\nTargets:\n" + "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / "disentangle.json", results)
-    atomic_write_bytes(RESULTS / "disentangle.md", report.encode())
-    pictures = RESULTS / "disentangle_traversals"
+    atomic_write_json(RESULTS / f"{args.name}.json", results)
+    atomic_write_bytes(RESULTS / f"{args.name}.md", report.encode())
+    pictures = RESULTS / f"{args.name}_traversals"
     pictures.mkdir(exist_ok=True)
     for png in sorted((args.work / "traversals").glob("*.png")):
         atomic_write_bytes(pictures / png.name, png.read_bytes())
