@@ -167,6 +167,26 @@ def test_qlae_decays_weights_only_never_biases_or_codebooks():
             assert torch.allclose(p, before[name] * (1 - 0.01 * 0.1)), name
 
 
+def test_trainer_builds_adamw_groups_and_resumes_a_labelled_run_exactly(tmp_path, shapes):
+    images, factors = shapes[0][:64], shapes[1][:64]
+
+    def trainer(steps, out_dir):
+        source = DictArraySource({"x": images, "labels": factors}, batch_size=16, seed=1)
+        config = TrainConfig(steps=steps, batch_size=16, warmup_steps=0, decay="none", checkpoint_every=3,
+                             log_every=1, progress=False)
+        return Trainer(KINDS["qlae"](), source, config, out_dir=out_dir)
+
+    straight = trainer(6, tmp_path / "straight")
+    assert [g["weight_decay"] for g in straight.optimizer.param_groups] == [0.1, 0.0]
+    straight.fit()
+    trainer(3, tmp_path / "resumed").fit()  # stops at the step-3 checkpoint
+    resumed = trainer(6, tmp_path / "resumed")
+    assert resumed.resume() and resumed.step == 3
+    resumed.fit()
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+
+
 def test_models_without_weight_decay_keep_plain_adam():
     model = KINDS["betavae"]()
     assert model.parameter_groups() is None
