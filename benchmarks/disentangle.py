@@ -26,20 +26,24 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def targets(summary: dict) -> list[dict]:
-    """The issue's targets, each with the measured means it compares."""
+    """The issue's targets on the means, each with whether the 95% intervals also separate (`clear`)."""
     checks = []
 
-    def mean(model: str, metric: str) -> float | None:
-        return summary.get(model, {}).get(metric, {}).get("mean")
+    def stat(model: str, metric: str) -> tuple[float | None, float]:
+        entry = summary.get(model, {}).get(metric, {})
+        ci = entry.get("ci95")
+        return entry.get("mean"), ci if ci is not None else float("nan")
 
     for metric in ("infom", "dci_d"):
         for rival in ("ae", "betavae"):
-            q, r = mean("qlae", metric), mean(rival, metric)
+            (q, q_ci), (r, r_ci) = stat("qlae", metric), stat(rival, metric)
             if q is not None and r is not None:
-                checks.append({"target": f"qlae {metric} > {rival} {metric}", "qlae": q, rival: r, "met": q > r})
-    d = mean("xfactors", "dci_d")
+                checks.append({"target": f"qlae {metric} > {rival} {metric}", "qlae": q, rival: r, "met": q > r,
+                               "clear": bool(q - q_ci > r + r_ci)})
+    d, d_ci = stat("xfactors", "dci_d")
     if d is not None:
-        checks.append({"target": "xfactors dci_d >= 0.9", "xfactors": d, "met": d >= 0.9})
+        checks.append({"target": "xfactors dci_d >= 0.9", "xfactors": d, "met": d >= 0.9,
+                       "clear": bool(d - d_ci >= 0.9)})
     return checks
 
 
@@ -66,9 +70,10 @@ def main() -> None:
     results["targets"] = targets(results["summary"])
     table = (args.work / "table.md").read_text()
     lines = [f"- {'met' if c['met'] else 'NOT met'}: {c['target']} "
-             f"({', '.join(f'{k} {v:.3f}' for k, v in c.items() if k not in ('target', 'met'))})"
+             f"({', '.join(f'{k} {v:.3f}' for k, v in c.items() if k not in ('target', 'met', 'clear'))}; "
+             f"95% intervals {'separate' if c['clear'] else 'overlap or n/a'})"
              for c in results["targets"]]
-    report = table + "\nTargets:\n" + "\n".join(lines) + "\n"
+    report = table + "\nTargets (on the means):\n" + "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / f"{args.name}.json", results)
     atomic_write_bytes(RESULTS / f"{args.name}.md", report.encode())
