@@ -216,3 +216,9 @@ def test_language_demo_runs_the_whole_pipeline_on_the_bundled_model(tmp_path, ca
     assert concepts["entity"]["probe_f1"] > 0.9  # entity type is linearly readable from the bundled model
     page = (out / "report.html").read_text()
     assert page.count('class="feature"') == 48
+
+
+def test_load_model_knows_every_registered_kind():
+    from aekit.models import MODEL_KINDS
+
+    assert {"sae", "ae", "betavae", "betatcvae", "vqvae", "qlae", "xfactors"} <= set(MODEL_KINDS)

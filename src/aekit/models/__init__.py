@@ -1,6 +1,25 @@
-"""Complete autoencoders, each with a config dataclass and a loss."""
+"""Complete autoencoders, each with a config dataclass and a loss.
+
+Importing every model module registers its kind, so `load_model` and `aekit info` read any saved model.
+"""
 
 from .base import FORMAT_VERSION, MODEL_KINDS, Autoencoder, Output, load_model
+from .image_ae import (
+    VQVAE,
+    BetaTCVAE,
+    BetaTCVAEConfig,
+    BetaVAE,
+    BetaVAEConfig,
+    ImageAEConfig,
+    ImageAutoencoder,
+    VQVAEConfig,
+)
+from .qlae import QLAE, QLAEConfig
 from .sae import SAEConfig, SparseAutoencoder
+from .xfactors import XFactors, XFactorsConfig
 
-__all__ = ["FORMAT_VERSION", "MODEL_KINDS", "Autoencoder", "Output", "SAEConfig", "SparseAutoencoder", "load_model"]
+__all__ = [
+    "FORMAT_VERSION", "MODEL_KINDS", "QLAE", "VQVAE", "Autoencoder", "BetaTCVAE", "BetaTCVAEConfig", "BetaVAE",
+    "BetaVAEConfig", "ImageAEConfig", "ImageAutoencoder", "Output", "QLAEConfig", "SAEConfig", "SparseAutoencoder",
+    "VQVAEConfig", "XFactors", "XFactorsConfig", "load_model",
+]
