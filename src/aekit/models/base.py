@@ -64,6 +64,10 @@ class Autoencoder(nn.Module):
     def after_optimizer_step(self) -> None:
         """Re-impose parameter constraints (e.g. unit-norm decoder rows)."""
 
+    def parameter_groups(self) -> list[dict[str, Any]] | None:
+        """Optimizer parameter groups (e.g. weight decay on weights only); None = all parameters, no decay."""
+        return None
+
     def prepare_for_save(self) -> None:
         """Fold training-only reparametrisations into the weights so the saved model is self-contained."""
 

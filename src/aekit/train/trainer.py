@@ -71,7 +71,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.source = source
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        groups = model.parameter_groups() if hasattr(model, "parameter_groups") else None
+        groups = model.parameter_groups()
         self.optimizer = make_optimizer(groups or self.model.parameters(), lr=config.lr,
                                         betas=(config.beta1, config.beta2))
         n_latents = getattr(model.config, "n_latents", 0)
