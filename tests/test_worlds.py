@@ -239,3 +239,37 @@ def test_unit_norm_world_rescales_samples_and_keeps_firings():
     assert torch.equal(a.magnitudes, b.magnitudes)
     assert torch.allclose(b.x.norm(dim=1), torch.ones(2000), atol=1e-5)
     assert torch.allclose(b.x, a.x / a.x.norm(dim=1, keepdim=True), atol=1e-6)
+
+
+def test_exclusive_children_fire_one_at_a_time_at_their_rate():
+    cfg = FeatureWorldConfig(d=32, n_features=40, mean_active=3.0, n_parents=4, children_per_parent=3,
+                             child_probability=0.2, exclusive_children=True, seed=1)
+    world = FeatureWorld(cfg)
+    active = world.sample(40000, seed=2).active
+    children = active[:, world.child_ids].view(-1, 4, 3)  # (n, parents, children of that parent)
+    assert int(children.sum(-1).max()) == 1  # never two children of one parent together
+    parent_on = active[:, world.parent_ids]
+    assert not children[~parent_on].any()  # a child only fires with its parent
+    given_parent = children[parent_on].float().mean(0)  # P(child j | parent), every j
+    assert torch.allclose(given_parent, torch.full((3,), 0.2), atol=0.015)
+    assert abs(float(active.float().sum(1).mean()) - world.expected_l0) < 0.05
+
+
+def test_orthogonal_world_has_orthonormal_directions_and_orthogonal_children():
+    world = FeatureWorld(FeatureWorldConfig(d=24, n_features=20, mean_active=2.0, orthogonal=True, n_parents=4,
+                                            children_per_parent=2, child_parent_cosine=0.0))
+    assert torch.allclose(world.directions @ world.directions.T, torch.eye(20), atol=1e-5)
+    tilted = FeatureWorld(FeatureWorldConfig(d=24, n_features=20, mean_active=2.0, orthogonal=True, n_parents=4,
+                                             children_per_parent=2, child_parent_cosine=0.5))
+    cos = (tilted.directions[tilted.child_ids] * tilted.directions[tilted.child_parent]).sum(1)
+    assert torch.allclose(cos, torch.full_like(cos, 0.5), atol=1e-5)
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"n_parents": 2, "children_per_parent": 3, "child_probability": 0.5, "exclusive_children": True},
+     "child_probability"),
+    ({"orthogonal": True, "d": 16}, "orthogonal"),
+])
+def test_invalid_absorption_settings_name_the_field(overrides, field):
+    with pytest.raises(ConfigError, match=rf"^world\.{field}: "):
+        FeatureWorld(FeatureWorldConfig(**{"n_features": 64, **overrides}))

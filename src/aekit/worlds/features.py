@@ -12,6 +12,9 @@ harder settings SAE papers compare architectures on:
 - `n_parents > 0`: a feature hierarchy (feature absorption, Matryoshka SAEs): each parent has
   `children_per_parent` children whose directions lie at cosine `child_parent_cosine` to the parent's and which
   fire, with probability `child_probability`, only when their parent fires; the parent stays active too.
+  `exclusive_children=True` lets at most one child fire with its parent (each with `child_probability`), the
+  toy setting of the absorption and Matryoshka papers (Chanin et al. 2024; Nabeshima 2024; Bussmann et al. 2025);
+- `orthogonal=True`: orthonormal directions (needs n_features ≤ d), the papers' toy worlds without superposition.
 
 With these options at their defaults the world is bit-for-bit the original one.
 """
@@ -52,6 +55,8 @@ class FeatureWorldConfig(ConfigBase):
     children_per_parent: int = 4
     child_probability: float = 0.5  # P(child fires | parent fires)
     child_parent_cosine: float = 0.5  # cosine between a child's direction and its parent's
+    exclusive_children: bool = False  # at most one child fires with its parent (needs per · child_probability ≤ 1)
+    orthogonal: bool = False  # orthonormal directions instead of random unit ones (needs n_features ≤ d)
     unit_norm: bool = False  # rescale every sample to norm 1, like normalised LM activations (firings unchanged)
 
     @property
@@ -82,6 +87,11 @@ class FeatureWorldConfig(ConfigBase):
             self._require(0 < self.child_probability <= 1, "child_probability", "must be in (0, 1]")
             self._require(0 <= self.child_parent_cosine <= 1, "child_parent_cosine", "must be in [0, 1]")
             self._require(self.d >= 2, "d", "must be ≥ 2 for a hierarchy (a child needs a direction of its own)")
+            self._require(not self.exclusive_children or self.children_per_parent * self.child_probability <= 1,
+                          "child_probability", "times children_per_parent must be ≤ 1 with exclusive_children "
+                          "(the children of one parent share one draw)")
+        self._require(not self.orthogonal or self.n_features <= self.d, "orthogonal",
+                      f"needs n_features ≤ d = {self.d} (got {self.n_features}); turn it off for superposition")
 
 
 @dataclass
@@ -115,6 +125,8 @@ class FeatureWorld:
         n_roots, per = config.n_roots, config.children_per_parent
         g = torch.Generator().manual_seed(derive_seed("feature-world", config.seed))
         directions = torch.randn(config.n_features, config.d, generator=g)
+        if config.orthogonal:  # orthonormal rows: Q of the QR factorisation of the random columns
+            directions = torch.linalg.qr(directions.T.double()).Q.T.float().contiguous()
         directions = directions / directions.norm(dim=1, keepdim=True)
         self.parent_ids = torch.arange(config.n_parents)
         self.child_ids = torch.arange(n_roots, config.n_features)
@@ -219,7 +231,12 @@ class FeatureWorld:
             del z, factor
         if not cfg.n_children:
             return roots
-        children = torch.rand(m, cfg.n_children, generator=g) < cfg.child_probability
+        if cfg.exclusive_children:  # one uniform draw per parent picks child j when it falls in [j·p, (j+1)·p)
+            u = torch.rand(m, cfg.n_parents, generator=g)
+            slot = (u / cfg.child_probability).floor_().long()
+            children = slot[:, self.child_parent] == torch.arange(cfg.children_per_parent).repeat(cfg.n_parents)
+        else:
+            children = torch.rand(m, cfg.n_children, generator=g) < cfg.child_probability
         children &= roots[:, self.child_parent]
         return torch.cat([roots, children], dim=1)
 
