@@ -7,6 +7,11 @@ Study "hierarchical": parents with children (a child fires only with its parent,
 it); TopK, BatchTopK and Matryoshka at the same k, scored on parents and children separately.
 Study "hierarchical_unit_norm": the same world with every sample rescaled to norm 1 (as normalised LM
 activations are), which removes the norm-grows-with-L0 effect that batch-level sparsity reacts to.
+Study "absorption": the toy setting of the feature-absorption and Matryoshka papers (Chanin et al. 2024;
+Nabeshima 2024; Bussmann et al. 2025): orthonormal directions, parents whose children fire only with them and
+one at a time (each with probability 0.2), unit magnitudes, as many latents as features; TopK, BatchTopK and
+Matryoshka at the same k, 3 seeds, scored on absorption (parent recall when a child fires, absorption rate,
+parent decoder cosine) as well as F1 and FVU.
 
 Prints tables (mean ± std over seeds), writes benchmarks/results/recovery.json and recovery.png.
 
@@ -33,7 +38,7 @@ from aekit.nn.bottlenecks import BOTTLENECKS
 from aekit.report.plots import plt
 from aekit.train import TrainConfig, Trainer
 from aekit.worlds import FeatureWorld, FeatureWorldConfig
-from aekit.worlds.scoring import latent_activity, recovery_scores
+from aekit.worlds.scoring import absorption_scores, latent_activity, recovery_scores
 
 RESULTS = Path(__file__).parent / "results"
 TOPK_STYLE = ("topk", "batchtopk", "matryoshka")
@@ -43,9 +48,10 @@ COEFFICIENT = {"relu": "l1_coefficient", "gated": "l1_coefficient", "jumprelu": 
 JUMPRELU = {"jumprelu_bandwidth": 0.01, "jumprelu_init_threshold": 0.01}
 
 
-def train_one(world, data, arch, seed, args, l0_target, coefficient=None, steps=None):
-    settings = {"d_in": world.config.d, "n_latents": args.latents_per_feature * world.config.n_features,
-                "architecture": arch, "k": l0_target}
+def train_one(world, data, arch, seed, args, l0_target, coefficient=None, steps=None, latents_per_feature=None):
+    per = latents_per_feature or args.latents_per_feature
+    settings = {"d_in": world.config.d, "n_latents": per * world.config.n_features, "architecture": arch,
+                "k": l0_target}
     if arch == "jumprelu":
         settings.update(JUMPRELU)
     if coefficient is not None:
@@ -74,7 +80,7 @@ def calibrate(world, data, held_out, arch, seed, args, l0_target):
     return best[0]
 
 
-def score(model, world, held_out, groups):
+def score(model, world, held_out, groups, absorption=False):
     metrics = evaluate_reconstruction(model, held_out.x)
     active = latent_activity(model, held_out.x)
     row = {key: metrics[key] for key in ("fvu", "l0", "dead_fraction", "shrinkage")}
@@ -82,22 +88,26 @@ def score(model, world, held_out, groups):
         scores = recovery_scores(model, world, held_out, feature_ids=ids, active=active)
         prefix = "" if name == "all" else f"{name}_"
         row[f"{prefix}mcc"], row[f"{prefix}f1"] = scores["mcc"], scores["mean_best_f1"]
+    if absorption:  # parent_f1 here is the same best-F1 as above; the rest is what absorption changes
+        row.update(absorption_scores(model, world, held_out, active=active))
     return row
 
 
-def run_study(name, world, archs, args, l0_target, groups):
+def run_study(name, world, archs, args, l0_target, groups, absorption=False, latents_per_feature=None, seeds=None):
     print(f"\n== {name}: d={world.config.d}, {world.config.n_features} features "
           f"({world.superposition:.0f}× superposition), E[L0]={world.expected_l0:.1f}", flush=True)
     rows = []
-    for seed in args.seeds:
+    for seed in seeds or args.seeds:
         data = world.sample(args.train_rows, seed=100 + seed, with_magnitudes=False).x
         held_out = world.sample(args.eval_rows, seed=200 + seed)
         for arch in archs:
             start = time.perf_counter()
             coefficient = calibrate(world, data, held_out, arch, seed, args, l0_target) if arch in COEFFICIENT else None
-            model = train_one(world, data, arch, seed, args, l0_target, coefficient)
+            model = train_one(world, data, arch, seed, args, l0_target, coefficient,
+                              latents_per_feature=latents_per_feature)
             row = {"study": name, "architecture": arch, "seed": seed, "coefficient": coefficient,
-                   **score(model, world, held_out, groups), "seconds": round(time.perf_counter() - start, 1)}
+                   **score(model, world, held_out, groups, absorption),
+                   "seconds": round(time.perf_counter() - start, 1)}
             rows.append(row)
             print("   ", {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     return rows
@@ -140,12 +150,25 @@ def plot(summaries, path):
     plt.close(fig)
 
 
+def absorption_world(d: int) -> FeatureWorldConfig:
+    """The absorption papers' toy world in d dims: d orthonormal features, d/8 parents with 3 exclusive children.
+
+    As in Nabeshima's toy (Matryoshka SAEs): each child fires with probability 0.2 given its parent, so 40% of
+    parent firings have no child; unit magnitudes, no noise. The other half of the features fire independently.
+    Every root (parent or independent) has the same firing probability; E[L0] = 4 (d/16 + 2 in general).
+    """
+    return FeatureWorldConfig(d=d, n_features=d, orthogonal=True, n_parents=d // 8, children_per_parent=3,
+                              child_probability=0.2, exclusive_children=True, child_parent_cosine=0.0,
+                              probability_spread=1.0, mean_active=d / 16, magnitude_std=0.0, noise_std=0.0, seed=0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--archs", nargs="+", default=sorted(BOTTLENECKS))
-    parser.add_argument("--studies", nargs="+", default=["uncorrelated", "hierarchical", "hierarchical_unit_norm"])
+    parser.add_argument("--studies", nargs="+",
+                        default=["uncorrelated", "hierarchical", "hierarchical_unit_norm", "absorption"])
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -187,6 +210,20 @@ def main(argv=None):
         summaries[f"{study}: parents/children"] = (summary, ["parent_mcc", "parent_f1", "child_mcc", "child_f1"])
         results[study] = {"rows": rows, "summary": summary}
 
+    if "absorption" in args.studies:
+        world = FeatureWorld(absorption_world(d))
+        groups = {"parent": world.parent_ids, "child": world.child_ids}
+        archs = [a for a in TOPK_STYLE if a in args.archs]
+        k = round(world.expected_l0)
+        seeds = args.seeds if len(args.seeds) >= 3 else [*args.seeds, *range(max(args.seeds) + 1, 100)][:3]
+        rows = run_study("absorption", world, archs, args, k, groups, absorption=True, latents_per_feature=1,
+                         seeds=seeds)
+        columns = ["parent_f1", "parent_recall_with_child", "absorption_rate", "parent_decoder_cosine", "child_f1",
+                   "fvu", "l0"]
+        tables["absorption"], summary = summarise(rows, columns)
+        summaries["absorption: parents and children"] = (summary, columns[:5])
+        results["absorption"] = {"rows": rows, "summary": summary, "world": world.config.to_dict(), "k": k}
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if quick else ""
     path = RESULTS / f"recovery{suffix}.json"
@@ -207,6 +244,12 @@ def main(argv=None):
             m, b = s["matryoshka"]["parent_f1"]["mean"], s["batchtopk"]["parent_f1"]["mean"]
             print(f"target ({study}): Matryoshka beats BatchTopK on parent features (F1) -> {m:.3f} vs {b:.3f} "
                   f"({'met' if m > b else 'NOT met'})")
+    s = results.get("absorption", {}).get("summary", {})
+    if "matryoshka" in s and "batchtopk" in s:
+        m, b = (s[a]["parent_recall_with_child"]["mean"] for a in ("matryoshka", "batchtopk"))
+        ma, ba = (s[a]["absorption_rate"]["mean"] for a in ("matryoshka", "batchtopk"))
+        print(f"target (absorption): Matryoshka keeps parents that BatchTopK absorbs -> parent recall with a child "
+              f"{m:.3f} vs {b:.3f}, absorption rate {ma:.3f} vs {ba:.3f} ({'met' if m > b and ma < ba else 'NOT met'})")
     print(f"\nwrote {RESULTS / f'recovery{suffix}.json'} and .png")
     return 0
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor, nn
 
+from . import native
 from .codes import Codes, at_least_float32
 from .sparse_ops import sparse_decode
 from .ste import jump_relu, step
@@ -65,7 +66,8 @@ class LossContext:
     codes: Codes
     valid: Tensor | None  # (batch, m): real selection slots (None: all slots are real)
     target: Tensor  # the normalised reconstruction target
-    x_hat: Tensor  # the normalised reconstruction
+    x_hat: Tensor  # the normalised reconstruction (without a gradient for sparse codes: use `mse` for that)
+    mse: Tensor  # the model's reconstruction loss, mean over rows of ||x_hat − target||², with its gradient
     W_dec: Tensor
     b_dec: Tensor
 
@@ -88,6 +90,13 @@ class Bottleneck(nn.Module):
 
     def select(self, pre: Tensor) -> Selection | None:
         return None
+
+    def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
+        """Add the encoder bias to the no-grad dense `pre` in place, select, and return the selection with the
+        pre-activations at it. Bottlenecks with a fused kernel do both in one pass over `pre`."""
+        pre.add_(bias)
+        selection = self.select(pre)
+        return selection, pre.gather(1, selection.indices)
 
     def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
         return torch.relu(pre)
@@ -139,6 +148,12 @@ class TopK(Bottleneck):
     def select(self, pre: Tensor) -> Selection:
         return Selection(topk_indices(pre, self.k))
 
+    def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
+        if pre.ndim == 2 and self.k <= pre.shape[1] and native.usable(None, pre, bias):
+            indices, values = native.bias_topk_(pre, bias, self.k)  # one pass: bias added, row selected
+            return Selection(indices), values
+        return super().select_with_bias(pre, bias)
+
 
 class BatchTopK(Bottleneck):
     """Keep the k·batch largest activations of the whole batch (Bussmann et al. 2024).
@@ -186,8 +201,12 @@ class BatchTopK(Bottleneck):
 class Matryoshka(BatchTopK):
     """BatchTopK whose nested prefixes of latents must each reconstruct the input (Bussmann et al. 2025).
 
-    The loss averages the reconstruction error of the first m₁ < m₂ < ... < n latents, so early latents
-    learn general features and later ones refine them instead of absorbing them.
+    The loss is the mean reconstruction error of the first m₁ < m₂ < ... < n latents, every prefix weighted
+    equally as in the reference implementation, so early latents learn general features and later ones refine
+    them instead of absorbing them. The model already adds the full reconstruction as "mse" (weight 1), so the
+    "matryoshka" term is mean − mse = (Σ partial errors − (P − 1)·mse) / P: the two together are the mean, at
+    the loss scale of every other architecture (gradient clipping and AuxK's weight mean the same). The term is
+    usually positive (a prefix reconstructs worse than all latents); only the sum is meaningful as a loss.
     """
 
     architecture = "matryoshka"
@@ -197,16 +216,21 @@ class Matryoshka(BatchTopK):
         self.prefixes = config.prefix_sizes()
 
     def losses(self, ctx: LossContext) -> dict[str, Tensor]:
+        n_prefixes = len(self.prefixes)
+        if n_prefixes == 1:
+            return {}
         codes = ctx.codes
         partial = ctx.b_dec.expand_as(ctx.target)
         total, lower = ctx.x_hat.new_zeros(()), 0
-        for upper in self.prefixes[:-1]:  # the full prefix is the main reconstruction loss already
+        for upper in self.prefixes[:-1]:  # the full prefix is the model's "mse" term
             in_group = (codes.indices >= lower) & (codes.indices < upper)
             partial = partial + sparse_decode(codes.values * in_group, codes.indices, ctx.W_dec)
             total = total + (partial - ctx.target).pow(2).sum(-1).mean()
             lower = upper
-        # mean over all prefixes, counting the full reconstruction (added by the model as "mse")
-        return {"matryoshka": total / len(self.prefixes)} if len(self.prefixes) > 1 else {}
+        # An earlier version returned total / P on top of the weight-1 "mse": the full reconstruction then
+        # outweighed each prefix P-fold, which left a third of the parents absorbed on the toy absorption world.
+        full = ctx.mse
+        return {"matryoshka": (total - (n_prefixes - 1) * full) / n_prefixes}
 
 
 class JumpReLU(Bottleneck):
