@@ -1,8 +1,8 @@
 """Milliseconds per SAE training step, as ratios to one dense encoder matrix product, in one process.
 
-For every architecture in `aekit.nn.bottlenecks.BOTTLENECKS` it times the body of `Trainer.fit` for one
-batch (forward, backward, decoder-gradient projection, gradient clipping, Adam, decoder renormalisation,
-dead-latent bookkeeping) and divides by the time of `torch.mm` of (batch × d_in) by (d_in × n_latents)
+For every architecture in `aekit.nn.bottlenecks.BOTTLENECKS` it times `Trainer.train_step`, the body of
+`Trainer.fit` for one batch (forward, backward, decoder-gradient projection, gradient clipping, Adam, decoder
+renormalisation, dead-latent bookkeeping) and divides by the time of `torch.mm` of (batch × d_in) by (d_in × n_latents)
 into a reused output buffer: the floor that any SAE step must pay to score every latent. When they are
 importable (the `bench` extra), SAELens's `TopKTrainingSAE` and EleutherAI sparsify's `SparseCoder` are
 timed on the same data with the same sizes, each with the Adam and per-step work of its own trainer, and
@@ -33,10 +33,9 @@ from pathlib import Path
 import torch
 
 from aekit import SAEConfig, SparseAutoencoder
+from aekit.data import ArraySource
 from aekit.nn.bottlenecks import BOTTLENECKS
-from aekit.train import TrainConfig
-from aekit.train.checkpoint import DeadLatentTracker
-from aekit.train.optim import make_optimizer
+from aekit.train import TrainConfig, Trainer
 
 SIZES = {
     "full": {"d_in": 512, "n_latents": 8192, "k": 32, "batch": 2048},
@@ -93,32 +92,26 @@ def _fixed_dead_mask(n: int, fraction: float, device: torch.device) -> torch.Ten
 
 # --- aekit ------------------------------------------------------------------------------------------------
 def aekit_case(arch: str, s: dict, data: torch.Tensor, args, device: torch.device) -> Case:
-    """One Trainer.fit iteration (src/aekit/train/trainer.py), with the Trainer's own optimizer and defaults."""
+    """One `Trainer.train_step` (src/aekit/train/trainer.py): the body of `Trainer.fit` for one batch, with the
+    Trainer's own optimizer, clipping and defaults."""
     model = SparseAutoencoder(SAEConfig(d_in=s["d_in"], n_latents=s["n_latents"], architecture=arch, k=s["k"]),
-                              seed=0).to(device)
-    cfg = TrainConfig(batch_size=s["batch"], lr=LR, seed=0)
+                              seed=0)
+    cfg = TrainConfig(batch_size=s["batch"], lr=LR, seed=0, device=str(device), progress=False,
+                      precision="bfloat16" if args.bf16 else "float32")
+    trainer = Trainer(model, ArraySource(data.reshape(-1, s["d_in"]).cpu(), s["batch"], seed=0), cfg)
     model.initialize_from_data(data[0])
-    optimizer = make_optimizer(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    tracker = DeadLatentTracker(s["n_latents"], device)
-    fixed_dead = _fixed_dead_mask(s["n_latents"], args.dead_fraction, device) if args.dead_fraction > 0 else None
+    if args.dead_fraction > 0:  # mark a fixed set of latents dead in every step so AuxK runs
+        dead = _fixed_dead_mask(s["n_latents"], args.dead_fraction, device)
+        trainer.tracker.samples_since_fired.masked_fill_(dead, cfg.dead_after_samples * 1000)
+        trainer.tracker.update = lambda fired, samples: None
     model.train()
 
     def step(x: torch.Tensor) -> None:
-        dead = fixed_dead if fixed_dead is not None else tracker.dead_mask(cfg.dead_after_samples)
-        with _autocast(device, args.bf16):
-            out = model(x, dead_mask=dead)
-        loss = sum(out.losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        model.before_optimizer_step()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        model.after_optimizer_step()
-        tracker.update(out.codes.fire_counts() > 0, s["batch"])
+        trainer.train_step(x, LR)
 
-    fused = optimizer.defaults.get("fused")
-    return Case(f"aekit {arch}", "aekit", step, f"Adam fused={bool(fused)}, grad clip {cfg.grad_clip}")
+    fused = trainer.optimizer.defaults.get("fused")
+    note = f"Trainer.train_step, Adam fused={bool(fused)}, grad clip {cfg.grad_clip}"
+    return Case(f"aekit {arch}", "aekit", step, note)
 
 
 # --- anchors ----------------------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from torch import Tensor, nn
 
 from ..config import ConfigBase
 from ..errors import ShapeError
+from ..nn import native
 from ..nn.bottlenecks import BOTTLENECKS, LossContext, make_bottleneck
 from ..nn.codes import Codes, at_least_float32
 from ..nn.distributed import global_total_variance
-from ..nn.sparse_ops import sparse_decode, sparse_encode
+from ..nn.sparse_ops import sparse_decode, sparse_decode_squared_error, sparse_encode
 from ..nn.topk import masked_topk_indices
 from .base import Autoencoder, Output
 
@@ -125,9 +126,10 @@ class SparseAutoencoder(Autoencoder):
         """(codes, pre-activations with gradient where codes live, detached dense pre-activations, valid slots)."""
         if self.bottleneck.sparse:
             with torch.no_grad():
-                dense = self._dense_pre(self._encoder_input(x_n))
-                selection = self.bottleneck.select(dense)
-            pre = self._sparse_pre(x_n, selection.indices, dense)
+                x_c = self._encoder_input(x_n)
+                dense = self._dense_pre(x_c)
+                selection, pre_at_idx = self.bottleneck.select_with_bias(dense, self.b_enc)
+            pre = self._sparse_pre(x_n, selection.indices, pre_at_idx, x_c)
             values = self.bottleneck.activate(pre, selection.indices)
             if selection.valid is not None:
                 values = values * selection.valid
@@ -137,26 +139,30 @@ class SparseAutoencoder(Autoencoder):
         return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, pre.detach(), None
 
     def _dense_pre(self, x_c: Tensor) -> Tensor:
-        """No-grad dense pre-activations. In training they go into a (batch, n_latents) buffer reused across
-        steps: a fresh 64 MB output per step costs ~25% of the GEMM in page faults. Nothing keeps this tensor
-        past `forward` (selections and AuxK copy what they need), so reuse is safe."""
+        """No-grad dense pre-activations WITHOUT the encoder bias (the bottleneck adds it while it selects).
+
+        In training they go into a (batch, n_latents) buffer reused across steps: a fresh 64 MB output per step
+        costs ~25% of the GEMM in page faults, and a GEMM into a bias-filled output first copies the bias into
+        every row, then reads it back. Nothing keeps this tensor past `forward` (selections and AuxK copy what
+        they need), so reuse is safe."""
         if not self.training or torch.is_autocast_enabled(x_c.device.type) or x_c.dtype != self.W_enc.dtype:
-            return at_least_float32(F.linear(x_c, self.W_enc, self.b_enc))
+            return at_least_float32(F.linear(x_c, self.W_enc))
         shape = (x_c.shape[0], self.config.n_latents)
         buffer = self._pre_buffer
         if buffer is None or buffer.shape != shape or buffer.dtype != x_c.dtype or buffer.device != x_c.device:
             buffer = self._pre_buffer = torch.empty(shape, dtype=x_c.dtype, device=x_c.device)
-        return torch.addmm(self.b_enc, x_c, self.W_enc.t(), out=buffer)
+        return torch.mm(x_c, self.W_enc.t(), out=buffer)
 
     def train(self, mode: bool = True) -> SparseAutoencoder:
         if not mode:
             self._pre_buffer = None  # evaluation and saved/pickled models do not carry the training buffer
         return super().train(mode)
 
-    def _sparse_pre(self, x_n: Tensor, idx: Tensor, dense: Tensor) -> Tensor:
-        """Pre-activations at `idx` with a sparse gradient; the pre-encoder bias's gradient is one mat-vec."""
+    def _sparse_pre(self, x_n: Tensor, idx: Tensor, pre_at_idx: Tensor, x_c: Tensor | None = None) -> Tensor:
+        """Pre-activations at `idx` (their values already known) with a sparse gradient; the pre-encoder bias's
+        gradient is one mat-vec. `x_c`: the encoder input x_n − b_dec, when the caller already has it."""
         center = None if self.config.is_transcoder else self.b_dec
-        return sparse_encode(x_n, self.W_enc, self.b_enc, idx, dense.gather(1, idx), center=center)
+        return sparse_encode(x_n, self.W_enc, self.b_enc, idx, pre_at_idx, center=center, x_centered=x_c)
 
     def _decode_normalized(self, codes: Codes) -> Tensor:
         if codes.is_sparse:
@@ -182,11 +188,15 @@ class SparseAutoencoder(Autoencoder):
         x, y = self.split_batch(batch)
         self._check_dim(x, self.config.d_in, "input")
         x_n = x * self.input_scale
-        y_n = y * self.target_scale
+        y_n = y * self.target_scale if self.config.is_transcoder else x_n  # an autoencoder's scales are equal
         codes, pre, dense_pre, valid = self._encode_normalized(x_n)
-        y_hat_n = self._decode_normalized(codes)
-        losses = {"mse": (y_hat_n - y_n).pow(2).sum(-1).mean()}
-        ctx = LossContext(pre=pre, codes=codes, valid=valid, target=y_n, x_hat=y_hat_n, W_dec=self.W_dec,
+        if codes.is_sparse:  # decoder and squared error fused: one gather of the decoder rows per step
+            mse, y_hat_n = sparse_decode_squared_error(codes.values, codes.indices, self.W_dec, self.b_dec, y_n)
+        else:
+            y_hat_n = self._decode_normalized(codes)
+            mse = F.mse_loss(y_hat_n, y_n, reduction="sum") / y_n.shape[0]
+        losses = {"mse": mse}
+        ctx = LossContext(pre=pre, codes=codes, valid=valid, target=y_n, x_hat=y_hat_n, mse=mse, W_dec=self.W_dec,
                           b_dec=self.b_dec)
         losses.update(self.bottleneck.losses(ctx))
         if dead_mask is not None and self.bottleneck.uses_aux_k and self.config.aux_coefficient > 0:
@@ -207,7 +217,7 @@ class SparseAutoencoder(Autoencoder):
         k_aux = min(self.config.effective_aux_k, n_dead)
         with torch.no_grad():
             aux_idx = masked_topk_indices(pre, dead_mask, k_aux)  # reads only the dead latents' columns
-        aux_values = torch.relu(self._sparse_pre(x_n, aux_idx, pre))
+        aux_values = torch.relu(self._sparse_pre(x_n, aux_idx, pre.gather(1, aux_idx)))
         residual = (y_n - y_hat_n).detach()
         residual_hat = sparse_decode(aux_values.to(self.W_dec.dtype), aux_idx, self.W_dec)
         scale = global_total_variance(residual).clamp_min(1e-12)
@@ -232,13 +242,19 @@ class SparseAutoencoder(Autoencoder):
         """Remove the gradient component parallel to each decoder row (it could only change its norm)."""
         if self.bottleneck.unit_norm_decoder and self.W_dec.grad is not None:
             g, W = self.W_dec.grad, self.W_dec
-            g.addcmul_(torch.linalg.vecdot(g, W).unsqueeze(-1), W, value=-1)  # in place, no (n, d) temporaries
+            if native.usable(None, g, W):
+                native.project_rows_(g, W)  # one pass over both matrices
+            else:
+                g.addcmul_(torch.linalg.vecdot(g, W).unsqueeze(-1), W, value=-1)  # in place, no (n, d) temporaries
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         self.bottleneck.after_optimizer_step()
         if self.bottleneck.unit_norm_decoder:
-            self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            if native.usable(None, self.W_dec):
+                native.normalize_rows_(self.W_dec, 1e-12)
+            else:
+                self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     @torch.no_grad()
     def prepare_for_save(self) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor, nn
 
+from . import native
 from .codes import Codes, at_least_float32
 from .sparse_ops import sparse_decode
 from .ste import jump_relu, step
@@ -65,7 +66,8 @@ class LossContext:
     codes: Codes
     valid: Tensor | None  # (batch, m): real selection slots (None: all slots are real)
     target: Tensor  # the normalised reconstruction target
-    x_hat: Tensor  # the normalised reconstruction
+    x_hat: Tensor  # the normalised reconstruction (without a gradient for sparse codes: use `mse` for that)
+    mse: Tensor  # the model's reconstruction loss, mean over rows of ||x_hat − target||², with its gradient
     W_dec: Tensor
     b_dec: Tensor
 
@@ -88,6 +90,13 @@ class Bottleneck(nn.Module):
 
     def select(self, pre: Tensor) -> Selection | None:
         return None
+
+    def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
+        """Add the encoder bias to the no-grad dense `pre` in place, select, and return the selection with the
+        pre-activations at it. Bottlenecks with a fused kernel do both in one pass over `pre`."""
+        pre.add_(bias)
+        selection = self.select(pre)
+        return selection, pre.gather(1, selection.indices)
 
     def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
         return torch.relu(pre)
@@ -138,6 +147,12 @@ class TopK(Bottleneck):
 
     def select(self, pre: Tensor) -> Selection:
         return Selection(topk_indices(pre, self.k))
+
+    def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
+        if pre.ndim == 2 and self.k <= pre.shape[1] and native.usable(None, pre, bias):
+            indices, values = native.bias_topk_(pre, bias, self.k)  # one pass: bias added, row selected
+            return Selection(indices), values
+        return super().select_with_bias(pre, bias)
 
 
 class BatchTopK(Bottleneck):
@@ -214,8 +229,7 @@ class Matryoshka(BatchTopK):
             lower = upper
         # An earlier version returned total / P on top of the weight-1 "mse": the full reconstruction then
         # outweighed each prefix P-fold and the absorption study measured 7% absorption instead of 3%.
-        full = (ctx.x_hat - ctx.target).pow(2).sum(-1).mean()  # = the model's "mse"
-        return {"matryoshka": (total - (n_prefixes - 1) * full) / n_prefixes}
+        return {"matryoshka": (total - (n_prefixes - 1) * ctx.mse) / n_prefixes}
 
 
 class JumpReLU(Bottleneck):

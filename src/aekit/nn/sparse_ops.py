@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import native
+
 _CSR_DTYPES = (torch.float32, torch.float64)
 
 # PyTorch labels its CSR layout "beta" with a once-per-process UserWarning; these kernels are tested here
@@ -116,6 +118,8 @@ def gather_dot(idx: Tensor, W: Tensor, y: Tensor) -> Tensor:
     """Row-wise dot products between gathered rows of W (B, k, d) and y (B, d) -> (B, k)."""
     if _wide(idx, W.shape[0], _DENSE_BELOW["gather_dot"]):
         return _dense_matmul(y, W.t()).gather(1, idx)
+    if native.usable(idx, W, y):
+        return native.gather_dot(idx, W, y)
     if _use_csr(W, y):
         # Sampled in Sᵀ's (latent-major) order, each row of W is read once and the rows of y, the smaller
         # operand, are the ones revisited; then the entries go back to (batch, k) order.
@@ -133,13 +137,24 @@ def weighted_row_sum(idx: Tensor, w: Tensor, W: Tensor) -> Tensor:
     """Σ_j w[b, j] W[idx[b, j]] without materialising the gathered rows."""
     if _wide(idx, W.shape[0], _DENSE_BELOW["weighted_row_sum"]):
         return _dense_matmul(_dense_codes(idx, w, W.shape[0]), W)
+    if native.usable(idx, w, W):
+        return native.weighted_row_sum(idx, w, W)
     if _use_csr(w, W):
         return _csr_matmul(_row_csr(idx, w, W.shape[0]), W)
     return F.embedding_bag(idx, W, per_sample_weights=w, mode="sum")
 
 
-def scatter_outer(idx: Tensor, w: Tensor, y: Tensor, n_rows: int) -> Tensor:
-    """Accumulate w[b, j] · y[b] into row idx[b, j] of an (n_rows, d) matrix."""
+def scatter_outer(idx: Tensor, w: Tensor, y: Tensor, n_rows: int, alpha: float = 1.0) -> Tensor:
+    """Accumulate alpha · w[b, j] · y[b] into row idx[b, j] of an (n_rows, d) matrix."""
+    batch, k = idx.shape
+    if not _wide(idx, n_rows, _DENSE_BELOW["scatter_outer"]) and native.usable(idx, w, y):
+        crow, _, order = _grouped_by_row(idx, n_rows)
+        return native.scatter_outer(crow.long(), order, w, y, k, alpha)  # alpha folded into the weights
+    out = _scatter_outer_unscaled(idx, w, y, n_rows)
+    return out if alpha == 1.0 else out.mul_(alpha)
+
+
+def _scatter_outer_unscaled(idx: Tensor, w: Tensor, y: Tensor, n_rows: int) -> Tensor:
     batch, k = idx.shape
     if _wide(idx, n_rows, _DENSE_BELOW["scatter_outer"]):
         return _dense_matmul(_dense_codes(idx, w, n_rows).t(), y)
@@ -167,8 +182,9 @@ class _SparseEncode(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, W_enc: Tensor, b_enc: Tensor, idx: Tensor, pre_at_idx: Tensor,
-                center: Tensor | None) -> Tensor:
-        x_c = x if center is None else x - center
+                center: Tensor | None, x_c: Tensor | None) -> Tensor:
+        if x_c is None:
+            x_c = x if center is None else x - center
         ctx.save_for_backward(x_c, W_enc, idx)
         ctx.n_latents = W_enc.shape[0]
         return pre_at_idx.clone()
@@ -176,7 +192,7 @@ class _SparseEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         x_c, W_enc, idx = ctx.saved_tensors
-        need_x, need_W, need_b, _, _, need_center = ctx.needs_input_grad
+        need_x, need_W, need_b, _, _, need_center, _ = ctx.needs_input_grad
         grad = grad.contiguous()
         grad_x = weighted_row_sum(idx, grad, W_enc) if need_x else None
         grad_W = scatter_outer(idx, grad, x_c, ctx.n_latents) if need_W else None
@@ -186,7 +202,7 @@ class _SparseEncode(torch.autograd.Function):
             grad_b.index_add_(0, idx.reshape(-1), grad.reshape(-1))
             if need_center:
                 grad_center = -(grad_b.to(W_enc.dtype) @ W_enc)
-        return grad_x, grad_W, grad_b if need_b else None, None, None, grad_center
+        return grad_x, grad_W, grad_b if need_b else None, None, None, grad_center, None
 
 
 class _SparseDecode(torch.autograd.Function):
@@ -206,19 +222,70 @@ class _SparseDecode(torch.autograd.Function):
         return grad_values, None, grad_W
 
 
+class _SparseDecodeSquaredError(torch.autograd.Function):
+    """(Σ_b ||ŷ[b] − target[b]||² / batch, ŷ) with ŷ[b] = Σ_j values[b, j] W_dec[idx[b, j]] + b_dec.
+
+    The loss's gradient with respect to the values, (2/batch) W_dec[idx]·r with r = ŷ − target, is computed in
+    the forward pass while each row's gathered decoder rows are still in cache (the native kernel), so the
+    backward pass only scales it: one gather of the decoder rows per step instead of two. ŷ is returned without
+    a gradient (losses that need ŷ with a gradient use `sparse_decode`).
+    """
+
+    @staticmethod
+    def forward(ctx, values: Tensor, idx: Tensor, W_dec: Tensor, b_dec: Tensor, target: Tensor):
+        need_values = ctx.needs_input_grad[0]
+        if native.usable(idx, values, W_dec, b_dec, target):
+            y_hat, r, sq, dots = native.decode_residual(idx, values, W_dec, b_dec, target, need_values)
+            loss = sq.sum()
+        else:
+            y_hat = weighted_row_sum(idx, values, W_dec) + b_dec
+            r = y_hat - target
+            loss = r.pow(2).sum()
+            dots = gather_dot(idx, W_dec, r.contiguous()) if need_values else None
+        ctx.save_for_backward(values, idx, W_dec, r, dots)
+        ctx.mark_non_differentiable(y_hat)
+        ctx.set_materialize_grads(False)  # ŷ never receives a gradient: no zero-filled (batch, d) tensor for it
+        return loss / idx.shape[0], y_hat
+
+    @staticmethod
+    def backward(ctx, grad_loss: Tensor, _grad_y_hat: Tensor):
+        values, idx, W_dec, r, dots = ctx.saved_tensors
+        need_values, _, need_W, need_b, need_target = ctx.needs_input_grad
+        if grad_loss is None:
+            return None, None, None, None, None
+        scale = grad_loss * (2.0 / idx.shape[0])
+        grad_values = dots * scale if need_values else None
+        grad_W = scatter_outer(idx, values, r, W_dec.shape[0], alpha=float(scale)) if need_W else None
+        grad_b = r.sum(0) * scale if need_b else None
+        grad_target = -r * scale if need_target else None
+        return grad_values, None, grad_W, grad_b, grad_target
+
+
+def sparse_decode_squared_error(values: Tensor, idx: Tensor, W_dec: Tensor, b_dec: Tensor,
+                                target: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean over rows of ||ŷ − target||², and ŷ (no gradient), for (values, indices) codes: see the class above."""
+    dtype = W_dec.dtype
+    return _SparseDecodeSquaredError.apply(values.to(dtype).contiguous(), idx.contiguous(), W_dec, b_dec.to(dtype),
+                                           target.to(dtype).contiguous())
+
+
 def sparse_encode(x: Tensor, W_enc: Tensor, b_enc: Tensor, idx: Tensor, pre_at_idx: Tensor | None = None,
-                  center: Tensor | None = None) -> Tensor:
+                  center: Tensor | None = None, x_centered: Tensor | None = None) -> Tensor:
     """Encoder pre-activations at the selected latents, with a gradient that touches only those rows.
 
     Computes W_enc[idx]·(x − center) + b_enc[idx]. `pre_at_idx` lets a caller that already ran the dense
     (no-grad) encoder reuse those numbers. Passing the pre-encoder bias as `center` (rather than x − b_dec
     as x) gives the same values and gradients, and the bias's gradient costs one matrix-vector product.
+    `x_centered`, when given, must equal x − center (computed once by a caller that also needed it, with no
+    gradient of its own).
     """
     if pre_at_idx is None:
         with torch.no_grad():
             x_c = x if center is None else x - center
             pre_at_idx = gather_dot(idx, W_enc, x_c) + b_enc[idx]
-    return _SparseEncode.apply(x, W_enc, b_enc, idx, pre_at_idx, center)
+    if x_centered is not None:
+        x_centered = x_centered.detach()
+    return _SparseEncode.apply(x, W_enc, b_enc, idx, pre_at_idx, center, x_centered)
 
 
 def sparse_decode(values: Tensor, idx: Tensor, W_dec: Tensor) -> Tensor:

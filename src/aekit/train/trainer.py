@@ -154,29 +154,7 @@ class Trainer:
         while self.step < cfg.steps:
             x = _map_batch(self._local_slice(next(batches)), lambda t: t.to(self.device, non_blocking=True))
             lr = learning_rate(cfg, self.step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            dead = self.tracker.dead_mask(cfg.dead_after_samples)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
-                out = net(x, dead_mask=dead)
-            loss = sum(out.losses.values())
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.model.before_optimizer_step()
-            if cfg.grad_clip > 0:
-                # clip_grad_norm_ scales by min(1, clip / (norm + 1e-6)); when that is 1 the pass changes nothing
-                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-                total_norm = torch.nn.utils.get_total_norm(grads)
-                if total_norm + 1e-6 > cfg.grad_clip:
-                    torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), cfg.grad_clip, total_norm)
-            self.optimizer.step()
-            self.model.after_optimizer_step()
-
-            fire_counts = out.codes.fire_counts()
-            if self.dist.enabled:
-                dist.all_reduce(fire_counts, op=dist.ReduceOp.SUM)
-            self.tracker.update(fire_counts > 0, cfg.batch_size)
-            self.step += 1
+            out, loss, dead = self.train_step(x, lr, net)
 
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 record = self._log(out, loss, lr, dead, start)
@@ -191,6 +169,38 @@ class Trainer:
         if cfg.checkpoint_every:
             self.save_checkpoint()
         return TrainResult(steps=self.step, history=history)
+
+    def train_step(self, x: Batch, lr: float,
+                   net: torch.nn.Module | None = None) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """One optimisation step on the batch `x` (already on the device): forward, backward, the model's gradient
+        hooks, clipping, Adam, the model's constraints, dead-latent bookkeeping. Returns (output, loss, the dead
+        mask used). `fit` runs this for every batch; benchmarks time it as the cost of a step."""
+        cfg = self.config
+        net = self.model if net is None else net
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        dead = self.tracker.dead_mask(cfg.dead_after_samples)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+            out = net(x, dead_mask=dead)
+        loss = sum(out.losses.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.model.before_optimizer_step()
+        if cfg.grad_clip > 0:
+            # clip_grad_norm_ scales by min(1, clip / (norm + 1e-6)); when that is 1 the pass changes nothing
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            total_norm = torch.nn.utils.get_total_norm(grads)
+            if total_norm + 1e-6 > cfg.grad_clip:
+                torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), cfg.grad_clip, total_norm)
+        self.optimizer.step()
+        self.model.after_optimizer_step()
+
+        fire_counts = out.codes.fire_counts()
+        if self.dist.enabled:
+            dist.all_reduce(fire_counts, op=dist.ReduceOp.SUM)
+        self.tracker.update(fire_counts > 0, cfg.batch_size)
+        self.step += 1
+        return out, loss, dead
 
     def _log(self, out, loss: torch.Tensor, lr: float, dead: torch.Tensor, start: float) -> dict[str, Any]:
         terms = torch.stack([loss.detach()] + [v.detach() for v in out.losses.values()]

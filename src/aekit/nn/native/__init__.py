@@ -1,0 +1,178 @@
+"""Native CPU kernels for the SAE training step, compiled on first use; PyTorch fallbacks everywhere else.
+
+`kernels.c` holds the few loops PyTorch cannot express in one pass: a top-k that adds the encoder bias while
+it reads each row once (instead of a bias copy, a partial sort and a gather), the three products with a
+k-sparse code matrix, and the row-wise constraints of a unit-norm decoder. On first use the file is
+compiled with the system C compiler (`cc -O3 -march=native -fopenmp`, about a second) into a cache
+directory, keyed by the source, the flags and this CPU, and loaded with ctypes. Without a compiler, or with
+`AEKIT_NATIVE=0`, `library()` returns None and callers use their PyTorch formulas: the native kernels are an
+accelerator, never a requirement. Tests check both paths against float64 references.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch  # noqa: F401  (loads PyTorch's libgomp first, so the kernels share its OpenMP thread pool)
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("kernels.c")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
+
+_P, _I64, _F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+_SIGNATURES = {
+    "aekit_bias_topk": ([_P, _P, _I64, _I64, _I64, _P, _P], ctypes.c_int),
+    "aekit_weighted_row_sum": ([_P, _P, _P, _I64, _I64, _I64, _P], None),
+    "aekit_gather_dot": ([_P, _P, _P, _I64, _I64, _I64, _P], None),
+    "aekit_scatter_outer": ([_P, _P, _P, _P, _I64, _I64, _I64, _F32, _P], None),
+    "aekit_decode_residual": ([_P, _P, _P, _P, _P, _I64, _I64, _I64, _P, _P, _P, _P], None),
+    "aekit_project_rows": ([_P, _P, _I64, _I64], None),
+    "aekit_normalize_rows": ([_P, _I64, _I64, _F32], None),
+}
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels live: $AEKIT_NATIVE_CACHE, else $XDG_CACHE_HOME/aekit/native (~/.cache/...)."""
+    if os.environ.get("AEKIT_NATIVE_CACHE"):
+        return Path(os.environ["AEKIT_NATIVE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aekit" / "native"
+
+
+def _cpu_signature() -> str:
+    """The CPU's identity for -march=native: a library built for another CPU's instructions must not load."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = []
+    return "\n".join([platform.machine(), platform.processor(), *lines])
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _build(compiler: str, flags: tuple[str, ...]) -> Path:
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(source + " ".join((compiler, *flags)).encode() + _cpu_signature().encode()).hexdigest()
+    target = cache_dir() / f"kernels-{key[:20]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # compile to a private name, then rename: a concurrent process never loads a half-written library
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE), "-lm"], check=True, capture_output=True,
+                       text=True, timeout=120)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def load(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """Build (or reuse from the cache) and load the kernels; raises OSError / SubprocessError on failure.
+    `extra_flags` select another variant, e.g. ("-mno-avx512f",) for the portable loops (tests use it)."""
+    compiler = _compiler()
+    if compiler is None:
+        raise OSError("no C compiler (cc or gcc) on PATH")
+    lib = ctypes.CDLL(str(_build(compiler, FLAGS + tuple(extra_flags))))
+    for name, (args, result) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, result
+    return lib
+
+
+@cache
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, or None when disabled (AEKIT_NATIVE=0) or when no C compiler can build them."""
+    if os.environ.get("AEKIT_NATIVE", "1") == "0" or platform.system() != "Linux":
+        return None
+    try:
+        return load()
+    except (OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        log.warning("aekit: native kernels unavailable (%s); using the PyTorch SAE kernels", detail.strip()[:300])
+        return None
+
+
+# --- typed wrappers: callers check `usable(...)` first ------------------------------------------------------
+def usable(index: torch.Tensor | None, *values: torch.Tensor) -> bool:
+    """True when the kernels are built, `index` (if given) is int64 and every tensor is contiguous on the CPU,
+    values in float32."""
+    tensors = values if index is None else (index, *values)
+    return (
+        library() is not None
+        and (index is None or index.dtype == torch.int64)
+        and all(t.dtype == torch.float32 for t in values)
+        and all(t.device.type == "cpu" and t.is_contiguous() for t in tensors)
+    )
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def bias_topk_(pre: torch.Tensor, bias: torch.Tensor | None, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add `bias` to `pre` (rows, n) in place and return the (indices, values) of each row's k largest entries."""
+    rows, n = pre.shape
+    idx = torch.empty(rows, k, dtype=torch.int64)
+    val = torch.empty(rows, k, dtype=pre.dtype)
+    if library().aekit_bias_topk(_ptr(pre), _ptr(bias), rows, n, k, _ptr(idx), _ptr(val)):
+        raise MemoryError("aekit native top-k could not allocate its candidate buffers")
+    return idx, val
+
+
+def weighted_row_sum(idx: torch.Tensor, w: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    rows, k = idx.shape
+    out = torch.empty(rows, W.shape[1], dtype=W.dtype)
+    library().aekit_weighted_row_sum(_ptr(idx), _ptr(w), _ptr(W), rows, k, W.shape[1], _ptr(out))
+    return out
+
+
+def gather_dot(idx: torch.Tensor, W: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    rows, k = idx.shape
+    out = torch.empty(rows, k, dtype=W.dtype)
+    library().aekit_gather_dot(_ptr(idx), _ptr(W), _ptr(y), rows, k, W.shape[1], _ptr(out))
+    return out
+
+
+def scatter_outer(start: torch.Tensor, entry: torch.Tensor, w: torch.Tensor, y: torch.Tensor, k: int,
+                  alpha: float = 1.0) -> torch.Tensor:
+    n_out, d = len(start) - 1, y.shape[1]
+    out = torch.empty(n_out, d, dtype=y.dtype)
+    library().aekit_scatter_outer(_ptr(start), _ptr(entry), _ptr(w), _ptr(y), n_out, k, d, alpha, _ptr(out))
+    return out
+
+
+def decode_residual(idx: torch.Tensor, w: torch.Tensor, W: torch.Tensor, bias: torch.Tensor, target: torch.Tensor,
+                    with_dots: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(ŷ, r = ŷ − target, ||r||² per row, W[idx]·r or None): see aekit_decode_residual in kernels.c."""
+    rows, k = idx.shape
+    d = W.shape[1]
+    y_hat, r = torch.empty(rows, d), torch.empty(rows, d)
+    sq = torch.empty(rows)
+    dots = torch.empty(rows, k) if with_dots else None
+    library().aekit_decode_residual(_ptr(idx), _ptr(w), _ptr(W), _ptr(bias), _ptr(target), rows, k, d, _ptr(y_hat),
+                                    _ptr(r), _ptr(sq), _ptr(dots))
+    return y_hat, r, sq, dots
+
+
+def project_rows_(g: torch.Tensor, W: torch.Tensor) -> None:
+    library().aekit_project_rows(_ptr(g), _ptr(W), *g.shape)
+
+
+def normalize_rows_(W: torch.Tensor, eps: float = 1e-12) -> None:
+    library().aekit_normalize_rows(_ptr(W), *W.shape, eps)

@@ -1,0 +1,185 @@
+"""The compiled SAE kernels (aekit/nn/native) against PyTorch references, on the AVX-512 and the portable build."""
+
+import shutil
+
+import pytest
+import torch
+
+from aekit import SAEConfig, SparseAutoencoder
+from aekit.nn import native, sparse_ops
+from aekit.nn.sparse_ops import sparse_decode_squared_error
+
+HAVE_COMPILER = shutil.which("cc") is not None or shutil.which("gcc") is not None
+pytestmark = pytest.mark.skipif(not HAVE_COMPILER, reason="no C compiler: the PyTorch paths are tested elsewhere")
+
+
+@pytest.fixture(params=["native", "portable"])
+def build(request, monkeypatch):
+    """Every test runs on the library aekit uses (-march=native) and on the build without AVX-512."""
+    if request.param == "portable":
+        lib = native.load(("-mno-avx512f",))
+        monkeypatch.setattr(native, "library", lambda: lib)
+    assert native.library() is not None
+    return request.param
+
+
+def test_library_builds_when_a_compiler_exists():
+    assert native.library() is not None
+    assert native.usable(torch.zeros(2, dtype=torch.int64), torch.zeros(2, 3))
+    assert not native.usable(None, torch.zeros(2, 3, dtype=torch.float64))
+    assert not native.usable(None, torch.zeros(3, 2).t())  # not contiguous
+
+
+def _check_topk(pre, bias, k):
+    expected_rows = pre + (bias if bias is not None else 0)
+    work = pre.clone()
+    idx, val = native.bias_topk_(work, bias, k)
+    assert torch.equal(work, expected_rows)  # the bias was added in place, exactly as PyTorch adds it
+    assert torch.equal(work.gather(1, idx), val)
+    assert all(len(set(row.tolist())) == k for row in idx)  # k distinct columns per row
+    reference = expected_rows.topk(k, dim=1).values.sort(dim=1).values
+    torch.testing.assert_close(val.sort(dim=1).values, reference, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("rows,n,k", [(64, 8192, 32), (37, 1000, 7), (5, 17, 1), (4, 16, 16), (3, 40, 40),
+                                      (9, 333, 100)])
+def test_bias_topk_selects_the_k_largest_of_pre_plus_bias(build, rows, n, k):
+    g = torch.Generator().manual_seed(rows * n + k)
+    pre = torch.randn(rows, n, generator=g)
+    _check_topk(pre, torch.randn(n, generator=g), k)
+    _check_topk(pre, None, k)
+
+
+def test_bias_topk_with_ties_sorted_rows_infinities_and_nan(build):
+    g = torch.Generator().manual_seed(0)
+    ties = torch.randint(0, 4, (20, 500), generator=g).float()  # hundreds of equal values at the cut
+    _check_topk(ties, None, 32)
+    _check_topk(torch.zeros(3, 256), None, 10)
+    increasing = torch.arange(2000.0).repeat(4, 1)  # every entry passes the running threshold
+    _check_topk(increasing, None, 50)
+    _check_topk(increasing.flip(1), None, 50)
+    minus_inf = torch.full((3, 300), float("-inf"))
+    minus_inf[:, 7] = 1.0
+    _check_topk(minus_inf, None, 5)  # fewer than k finite entries: the fallback row path
+    with_nan = torch.randn(4, 300, generator=g)
+    with_nan[:, 11] = float("nan")
+    with_nan[:, 12] = -float("nan")  # x86's default NaN has its sign bit set
+    idx, _ = native.bias_topk_(with_nan.clone(), None, 3)
+    assert ((idx == 11).any(dim=1) & (idx == 12).any(dim=1)).all()  # NaN ranks above every number, as in torch
+
+
+def _problem(batch, n, d, k, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, n, (batch, k), generator=g)
+    idx[:, -1] = 3  # one latent in every row: more entries per latent than one block of the kernels
+    return (torch.randn(batch, d, generator=g), torch.randn(n, d, generator=g), idx,
+            torch.randn(batch, k, generator=g))
+
+
+@pytest.mark.parametrize("batch,n,d,k", [(300, 50, 130, 5), (40, 500, 512, 32), (7, 20, 3, 300), (2, 4, 16, 1)])
+def test_sparse_products_match_float64_formulas(build, batch, n, d, k):
+    y, W, idx, w = _problem(batch, n, d, k)
+    y64, W64, w64 = y.double(), W.double(), w.double()
+    dense = torch.zeros(batch, n, dtype=torch.float64).scatter_add_(1, idx, w64)
+    tol = dict(rtol=0, atol=1e-4 * max(1, k) ** 0.5)
+    torch.testing.assert_close(native.weighted_row_sum(idx, w, W).double(), dense @ W64, **tol)
+    torch.testing.assert_close(native.gather_dot(idx, W, y).double(), torch.einsum("bkd,bd->bk", W64[idx], y64), **tol)
+    crow, _, order = sparse_ops._grouped_by_row(idx, n)
+    scattered = native.scatter_outer(crow.long(), order, w, y, k, alpha=0.5)
+    torch.testing.assert_close(scattered.double(), 0.5 * dense.T @ y64, rtol=0, atol=1e-4 * batch ** 0.5)
+
+
+def test_decode_residual_matches_its_definition(build):
+    y, W, idx, w = _problem(64, 200, 130, 9, seed=1)
+    bias = torch.randn(130)
+    y_hat, r, sq, dots = native.decode_residual(idx, w, W, bias, y, with_dots=True)
+    expected = torch.einsum("bk,bkd->bd", w.double(), W.double()[idx]) + bias.double()
+    torch.testing.assert_close(y_hat.double(), expected, rtol=0, atol=1e-4)
+    torch.testing.assert_close(r, y_hat - y, rtol=0, atol=1e-5)
+    torch.testing.assert_close(sq.double(), (r.double() ** 2).sum(1), rtol=1e-5, atol=0)
+    torch.testing.assert_close(dots.double(), torch.einsum("bkd,bd->bk", W.double()[idx], r.double()), rtol=0,
+                               atol=1e-3)
+
+
+def test_row_constraints(build):
+    g = torch.Generator().manual_seed(2)
+    grad, W = torch.randn(100, 70, generator=g), torch.randn(100, 70, generator=g)
+    W /= W.norm(dim=1, keepdim=True)
+    expected = grad - (grad * W).sum(1, keepdim=True) * W
+    native.project_rows_(grad, W)
+    torch.testing.assert_close(grad, expected, rtol=0, atol=1e-5)
+    assert (grad * W).sum(1).abs().max() < 1e-5
+    V = torch.randn(50, 33, generator=g) * 7
+    V[4] = 0.0
+    expected = V / V.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    native.normalize_rows_(V, 1e-12)
+    torch.testing.assert_close(V, expected, rtol=0, atol=1e-6)
+    assert torch.equal(V[4], torch.zeros(33))  # a zero row stays zero rather than NaN
+
+
+def test_results_do_not_depend_on_the_thread_count(build):
+    y, W, idx, w = _problem(257, 300, 100, 8, seed=3)
+    crow, _, order = sparse_ops._grouped_by_row(idx, 300)
+    threads = torch.get_num_threads()
+    outputs = []
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            pre = torch.randn(257, 300, generator=torch.Generator().manual_seed(4))
+            outputs.append([*native.bias_topk_(pre, None, 8), native.weighted_row_sum(idx, w, W),
+                            native.gather_dot(idx, W, y), native.scatter_outer(crow.long(), order, w, y, 8)])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*outputs, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fused_decode_squared_error_gradients_match_autograd(build):
+    g = torch.Generator().manual_seed(5)
+    batch, n, d, k = 48, 120, 40, 6
+    idx = torch.stack([torch.randperm(n, generator=g)[:k] for _ in range(batch)])
+    values = torch.rand(batch, k, generator=g).requires_grad_()
+    W = torch.randn(n, d, generator=g).requires_grad_()
+    b = torch.randn(d, generator=g).requires_grad_()
+    target = torch.randn(batch, d, generator=g)
+    loss, y_hat = sparse_decode_squared_error(values, idx, W, b, target)
+    (3.0 * loss).backward()
+    assert not y_hat.requires_grad
+    grads = [t.grad.clone() for t in (values, W, b)]
+    for t in (values, W, b):
+        t.grad = None
+    dense = torch.zeros(batch, n).scatter(1, idx, values)
+    reference_hat = dense @ W + b
+    reference = (reference_hat - target).pow(2).sum(-1).mean()
+    (3.0 * reference).backward()
+    torch.testing.assert_close(loss, reference, rtol=1e-5, atol=0)
+    torch.testing.assert_close(y_hat, reference_hat.detach(), rtol=0, atol=1e-5)
+    for got, t in zip(grads, (values, W, b), strict=True):
+        torch.testing.assert_close(got, t.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk", "matryoshka", "jumprelu", "relu", "gated"])
+@pytest.mark.parametrize("n_latents", [512, 64])  # 64: codes wide enough for the dense formulas
+def test_sae_training_step_agrees_with_the_pytorch_kernels(build, monkeypatch, architecture, n_latents):
+    """An SAE's losses and gradients are the same (to float32 rounding) with the kernels on and off."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(256, 64, generator=g)
+    results = []
+    for use_native in (True, False):
+        if not use_native:
+            monkeypatch.setattr(native, "library", lambda: None)
+        model = SparseAutoencoder(SAEConfig(d_in=64, n_latents=n_latents, architecture=architecture, k=8), seed=0)
+        model.initialize_from_data(x)
+        model.train()
+        out = model(x, dead_mask=torch.arange(n_latents) % 5 == 0)  # AuxK on a fifth of the latents
+        sum(out.losses.values()).backward()
+        model.before_optimizer_step()
+        indices = out.codes.indices.sort(1).values if out.codes.is_sparse else None
+        results.append((out.losses, indices, [p.grad.clone() for p in model.parameters()]))
+    (losses_a, idx_a, grads_a), (losses_b, idx_b, grads_b) = results
+    if idx_a is not None:
+        assert torch.equal(idx_a, idx_b)
+    for name in losses_a:
+        torch.testing.assert_close(losses_a[name], losses_b[name], rtol=1e-5, atol=1e-7)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
