@@ -183,3 +183,15 @@ def test_sae_training_step_agrees_with_the_pytorch_kernels(build, monkeypatch, a
         torch.testing.assert_close(losses_a[name], losses_b[name], rtol=1e-5, atol=1e-7)
     for a, b in zip(grads_a, grads_b, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_sum_squares_is_accurate_and_the_trainer_norm_matches_pytorch(build):
+    from aekit.train.optim import gradient_norm
+
+    g = torch.Generator().manual_seed(7)
+    grads = [torch.randn(300, 129, generator=g), torch.randn(17, generator=g), torch.randn(40000, generator=g)]
+    exact = sum(float((t.double() ** 2).sum()) for t in grads)
+    assert native.sum_squares(grads[0]) == pytest.approx(float((grads[0].double() ** 2).sum()), rel=1e-6)
+    assert native.sum_squares(torch.zeros(0)) == 0.0
+    assert float(gradient_norm(grads)) == pytest.approx(exact ** 0.5, rel=1e-6)
+    assert float(gradient_norm(grads)) == pytest.approx(float(torch.nn.utils.get_total_norm(grads)), rel=1e-5)

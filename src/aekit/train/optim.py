@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
+
+from ..nn import native
 
 _FUSED_DEVICES = ("cpu", "cuda")
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -30,3 +33,12 @@ def make_optimizer(params: ParamGroups, lr: float, betas: tuple[float, float]) -
     if any(group.get("weight_decay", 0.0) for group in groups):
         return torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=0.0, fused=fused or None)
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+
+
+def gradient_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all gradients together, as `torch.nn.utils.get_total_norm` computes it. CPU float32
+    gradients go through one native pass each (float64 sums, the same for any thread count) instead of
+    PyTorch's per-tensor norms and their stacking; others use PyTorch."""
+    if grads and all(native.usable(None, g) for g in grads):
+        return torch.tensor(math.sqrt(sum(native.sum_squares(g) for g in grads)), dtype=torch.float32)
+    return torch.nn.utils.get_total_norm(grads)

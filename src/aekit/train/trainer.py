@@ -32,7 +32,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, learning_rate
 from .distributed import DistInfo, resolve_device, setup_distributed
-from .optim import make_optimizer
+from .optim import gradient_norm, make_optimizer
 
 METRICS_LOG = "metrics.jsonl"
 Batch = torch.Tensor | dict[str, torch.Tensor]  # dicts carry labelled data, e.g. {"x": images, "labels": ...}
@@ -189,7 +189,7 @@ class Trainer:
         if cfg.grad_clip > 0:
             # clip_grad_norm_ scales by min(1, clip / (norm + 1e-6)); when that is 1 the pass changes nothing
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            total_norm = torch.nn.utils.get_total_norm(grads)
+            total_norm = gradient_norm(grads)
             if total_norm + 1e-6 > cfg.grad_clip:
                 torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), cfg.grad_clip, total_norm)
         self.optimizer.step()

@@ -36,6 +36,7 @@ _SIGNATURES = {
     "aekit_gather_dot": ([_P, _P, _P, _I64, _I64, _I64, _P], None),
     "aekit_scatter_outer": ([_P, _P, _P, _P, _I64, _I64, _I64, _F32, _P], None),
     "aekit_decode_residual": ([_P, _P, _P, _P, _P, _I64, _I64, _I64, _P, _P, _P, _P], None),
+    "aekit_sum_squares": ([_P, _I64], ctypes.c_double),
     "aekit_project_rows": ([_P, _P, _I64, _I64], None),
     "aekit_normalize_rows": ([_P, _I64, _I64, _F32], None),
 }
@@ -168,6 +169,14 @@ def decode_residual(idx: torch.Tensor, w: torch.Tensor, W: torch.Tensor, bias: t
     library().aekit_decode_residual(_ptr(idx), _ptr(w), _ptr(W), _ptr(bias), _ptr(target), rows, k, d, _ptr(y_hat),
                                     _ptr(r), _ptr(sq), _ptr(dots))
     return y_hat, r, sq, dots
+
+
+def sum_squares(x: torch.Tensor) -> float:
+    """Σ x² (float32 tensor, any shape) accumulated in float64 over fixed chunks: thread-count independent."""
+    total = library().aekit_sum_squares(_ptr(x), x.numel())
+    if total < 0:
+        raise MemoryError("aekit native sum of squares could not allocate its partial sums")
+    return total
 
 
 def project_rows_(g: torch.Tensor, W: torch.Tensor) -> None:

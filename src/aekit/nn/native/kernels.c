@@ -183,6 +183,8 @@ static int topk_row_avx512(float *row, const float *bias, int64_t n, int64_t k, 
     float t = -INFINITY;
     __m512 threshold = _mm512_set1_ps(t);
     for (; j + 16 <= n; j += 16) {
+        /* software prefetch 8 KB ahead: the hardware prefetcher alone leaves this scan waiting on memory */
+        _mm_prefetch((const char *)(row + j + 2048), _MM_HINT_T0);
         __m512 v = _mm512_loadu_ps(row + j);
         if (bias) {
             v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
@@ -446,4 +448,24 @@ void aekit_normalize_rows(float *W, int64_t n, int64_t d, float eps) {
 #pragma omp simd
         for (int64_t t = 0; t < d; t++) wr[t] *= inv;
     }
+}
+
+/* Σ x[i]² in double precision, over fixed 16384-entry chunks summed in order: the same result for any thread
+ * count (the gradient norm that clipping compares with its limit). */
+double aekit_sum_squares(const float *x, int64_t n) {
+    const int64_t chunk = 16384, n_chunks = (n + chunk - 1) / chunk;
+    double *partial = malloc((size_t)(n_chunks > 0 ? n_chunks : 1) * sizeof(double));
+    if (!partial) return -1.0;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        const int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+        float s = 0.0f; /* 16384 float terms, vectorised; then promoted */
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = c * chunk; i < end; i++) s += x[i] * x[i];
+        partial[c] = s;
+    }
+    double total = 0.0;
+    for (int64_t c = 0; c < n_chunks; c++) total += partial[c];
+    free(partial);
+    return total;
 }
