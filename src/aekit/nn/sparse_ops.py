@@ -234,7 +234,8 @@ class _SparseDecodeSquaredError(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values: Tensor, idx: Tensor, W_dec: Tensor, b_dec: Tensor, target: Tensor):
         need_values = ctx.needs_input_grad[0]
-        if native.usable(idx, values, W_dec, b_dec, target):
+        narrow = not _wide(idx, W_dec.shape[0], _DENSE_BELOW["weighted_row_sum"])  # wide codes: dense GEMMs win
+        if narrow and native.usable(idx, values, W_dec, b_dec, target):
             y_hat, r, sq, dots = native.decode_residual(idx, values, W_dec, b_dec, target, need_values)
             loss = sq.sum()
         else:
