@@ -13,6 +13,9 @@ one at a time (each with probability 0.2), unit magnitudes, as many latents as f
 Matryoshka at the same k, 3 seeds, scored on absorption (parent recall when a child fires, absorption rate,
 parent decoder cosine) as well as F1 and FVU.
 
+Study "sweep": superposition 2×, 4×, 8×, 16× × firing law (independent, copula-correlated ρ 0.6, Zipf) in
+d = 32 at L0 ≈ 6; TopK, BatchTopK, Matryoshka at k = 6 and ReLU-L1 calibrated to it; MCC against ratio plotted.
+
 Prints tables (mean ± std over seeds), writes benchmarks/results/recovery.json and recovery.png.
 
     python benchmarks/recovery.py            # full study (~30-40 min on 2 CPU cores)
@@ -33,6 +36,7 @@ import torch
 
 from aekit import SAEConfig, SparseAutoencoder
 from aekit.data import ArraySource
+from aekit.fileio import atomic_write_bytes
 from aekit.models.evaluate import evaluate_reconstruction
 from aekit.nn.bottlenecks import BOTTLENECKS
 from aekit.report.plots import plt
@@ -162,6 +166,70 @@ def absorption_world(d: int) -> FeatureWorldConfig:
                               probability_spread=1.0, mean_active=d / 16, magnitude_std=0.0, noise_std=0.0, seed=0)
 
 
+SWEEP_LAWS = {  # firing laws of the sweep: name -> FeatureWorldConfig overrides
+    "independent": {},
+    "correlated": {"correlation": 0.6, "correlation_block": 8},
+    "zipf": {"probability_law": "zipf", "zipf_exponent": 1.0},
+}
+SWEEP_RATIOS = (2, 4, 8, 16)
+SWEEP_ARCHS = ("topk", "batchtopk", "matryoshka", "relu")
+
+
+def run_sweep(args, results, tables, summaries, quick):
+    """Superposition 2×–16× × firing law (independent, copula-correlated, Zipf) at L0 ≈ 6 in d = 32: MCC, F1, FVU
+    per architecture (TopK-style at k = 6, ReLU-L1 calibrated to the same L0), shorter runs than the 8× study."""
+    d, l0 = 32, 6
+    sweep_args = argparse.Namespace(**{**vars(args), "steps": 600 if quick else 3000})
+    archs = [a for a in SWEEP_ARCHS if a in args.archs]
+    rows = []
+    for law, overrides in SWEEP_LAWS.items():
+        for ratio in SWEEP_RATIOS[:2] if quick else SWEEP_RATIOS:
+            world = FeatureWorld.with_superposition(ratio, d=d, l0=l0, seed=0, **overrides)
+            for row in run_study(f"sweep {law} {ratio}×", world, archs, sweep_args, l0, {"all": None}):
+                rows.append({**row, "law": law, "ratio": ratio})
+    table = {}
+    for row in rows:
+        table.setdefault((row["law"], row["ratio"], row["architecture"]), []).append(row)
+    lines = ["| law | superposition | architecture | MCC | F1 | FVU | L0 |", "|---|---|---|---|---|---|---|"]
+    summary = {}
+    for (law, ratio, arch), group in table.items():
+        cells = {}
+        for col in ("mcc", "f1", "fvu", "l0"):
+            values = [r[col] for r in group]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells[col] = {"mean": statistics.fmean(values), "std": spread}
+        summary[f"{law} {ratio}x {arch}"] = cells
+        lines.append(f"| {law} | {ratio}× | {arch} | " + " | ".join(
+            f"{cells[c]['mean']:.3f} ± {cells[c]['std']:.3f}" if len(group) > 1 else f"{cells[c]['mean']:.3f}"
+            for c in ("mcc", "f1", "fvu", "l0")) + " |")
+    tables["sweep"] = "\n".join(lines)
+    results["sweep"] = {"rows": rows, "summary": summary, "d": d, "l0": l0, "steps": sweep_args.steps}
+    plot_sweep(summary, archs, RESULTS / f"recovery{'_quick' if quick else ''}_sweep.png")
+
+
+def plot_sweep(summary, archs, path):
+    """MCC against superposition ratio, one panel per firing law, one line per architecture."""
+    fig, axes = plt.subplots(1, len(SWEEP_LAWS), figsize=(5 * len(SWEEP_LAWS), 3.8), squeeze=False)
+    for ax, law in zip(axes[0], SWEEP_LAWS, strict=True):
+        for arch in archs:
+            keys = [(r, f"{law} {r}x {arch}") for r in SWEEP_RATIOS]
+            points = [(r, summary[key]["mcc"]) for r, key in keys if key in summary]
+            if points:
+                ax.errorbar([p[0] for p in points], [p[1]["mean"] for p in points],
+                            yerr=[p[1]["std"] for p in points], marker="o", capsize=3, label=arch)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("superposition (features / d)")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{law} firing")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("MCC (decoder vs true directions)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -224,12 +292,15 @@ def main(argv=None):
         summaries["absorption: parents and children"] = (summary, columns[:5])
         results["absorption"] = {"rows": rows, "summary": summary, "world": world.config.to_dict(), "k": k}
 
+    if "sweep" in args.studies:
+        run_sweep(args, results, tables, summaries, quick)
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if quick else ""
     path = RESULTS / f"recovery{suffix}.json"
     if path.is_file():  # a run of some studies updates them and keeps the others' results
         results = {**json.loads(path.read_text()), **results}
-    path.write_text(json.dumps(results, indent=2, default=str))
+    atomic_write_bytes(path, json.dumps(results, indent=2, default=str).encode())
     if summaries:
         plot(summaries, RESULTS / f"recovery{suffix}_{'_'.join(args.studies)}.png")
     for name, table in tables.items():
