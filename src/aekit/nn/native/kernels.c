@@ -321,6 +321,26 @@ static void dots_with_row(const float *y, int64_t d, int64_t n, const float *con
     }
 }
 
+/* One row b of S: out[0..d) = Σ_j w[j] · W[idx[j]] (idx, w: the row's k entries), in blocks of gathered rows. */
+static void row_weighted_sum(float *out, const int64_t *idx, const float *w, const float *W, int64_t k, int64_t d,
+                             const float **srcs) {
+    for (int64_t j0 = 0; j0 < k; j0 += BLOCK_ROWS) {
+        const int64_t m = k - j0 < BLOCK_ROWS ? k - j0 : BLOCK_ROWS;
+        for (int64_t j = 0; j < m; j++) srcs[j] = W + idx[j0 + j] * d;
+        weighted_sum_rows(out, d, m, w + j0, srcs, j0 > 0);
+    }
+}
+
+/* One row b of S: out[j] = W[idx[j]] · y[0..d) for its k entries. */
+static void row_dots(const float *y, const int64_t *idx, const float *W, int64_t k, int64_t d, const float **srcs,
+                     float *out) {
+    for (int64_t j0 = 0; j0 < k; j0 += BLOCK_ROWS) {
+        const int64_t m = k - j0 < BLOCK_ROWS ? k - j0 : BLOCK_ROWS;
+        for (int64_t j = 0; j < m; j++) srcs[j] = W + idx[j0 + j] * d;
+        dots_with_row(y, d, m, srcs, out + j0);
+    }
+}
+
 /* out[b] = Σ_j w[b, j] · W[idx[b, j]]            (S @ W; out: (rows, d)) */
 void aekit_weighted_row_sum(const int64_t *idx, const float *w, const float *W, int64_t rows, int64_t k, int64_t d,
                             float *out) {
@@ -328,13 +348,7 @@ void aekit_weighted_row_sum(const int64_t *idx, const float *w, const float *W, 
     {
         const float *srcs[BLOCK_ROWS];
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < rows; b++) {
-            for (int64_t j0 = 0; j0 < k; j0 += BLOCK_ROWS) {
-                const int64_t m = k - j0 < BLOCK_ROWS ? k - j0 : BLOCK_ROWS;
-                for (int64_t j = 0; j < m; j++) srcs[j] = W + idx[b * k + j0 + j] * d;
-                weighted_sum_rows(out + b * d, d, m, w + b * k + j0, srcs, j0 > 0);
-            }
-        }
+        for (int64_t b = 0; b < rows; b++) row_weighted_sum(out + b * d, idx + b * k, w + b * k, W, k, d, srcs);
     }
 }
 
@@ -345,13 +359,7 @@ void aekit_gather_dot(const int64_t *idx, const float *W, const float *y, int64_
     {
         const float *srcs[BLOCK_ROWS];
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < rows; b++) {
-            for (int64_t j0 = 0; j0 < k; j0 += BLOCK_ROWS) {
-                const int64_t m = k - j0 < BLOCK_ROWS ? k - j0 : BLOCK_ROWS;
-                for (int64_t j = 0; j < m; j++) srcs[j] = W + idx[b * k + j0 + j] * d;
-                dots_with_row(y + b * d, d, m, srcs, out + b * k + j0);
-            }
-        }
+        for (int64_t b = 0; b < rows; b++) row_dots(y + b * d, idx + b * k, W, k, d, srcs, out + b * k);
     }
 }
 
@@ -394,11 +402,7 @@ void aekit_decode_residual(const int64_t *idx, const float *w, const float *W, c
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < rows; b++) {
             float *yb = y_hat + b * d, *rb = r + b * d;
-            for (int64_t j0 = 0; j0 < k; j0 += BLOCK_ROWS) {
-                const int64_t m = k - j0 < BLOCK_ROWS ? k - j0 : BLOCK_ROWS;
-                for (int64_t j = 0; j < m; j++) srcs[j] = W + idx[b * k + j0 + j] * d;
-                weighted_sum_rows(yb, d, m, w + b * k + j0, srcs, j0 > 0);
-            }
+            row_weighted_sum(yb, idx + b * k, w + b * k, W, k, d, srcs);
             const float *tb = target + b * d;
             float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -408,13 +412,7 @@ void aekit_decode_residual(const int64_t *idx, const float *w, const float *W, c
                 s += rb[t] * rb[t];
             }
             sq[b] = s;
-            if (dots) {
-                for (int64_t j0 = 0; j0 < k; j0 += BLOCK_ROWS) {
-                    const int64_t m = k - j0 < BLOCK_ROWS ? k - j0 : BLOCK_ROWS;
-                    for (int64_t j = 0; j < m; j++) srcs[j] = W + idx[b * k + j0 + j] * d;
-                    dots_with_row(rb, d, m, srcs, dots + b * k + j0);
-                }
-            }
+            if (dots) row_dots(rb, idx + b * k, W, k, d, srcs, dots + b * k);
         }
     }
 }
