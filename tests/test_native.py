@@ -195,3 +195,11 @@ def test_sum_squares_is_accurate_and_the_trainer_norm_matches_pytorch(build):
     assert native.sum_squares(torch.zeros(0)) == 0.0
     assert float(gradient_norm(grads)) == pytest.approx(exact ** 0.5, rel=1e-6)
     assert float(gradient_norm(grads)) == pytest.approx(float(torch.nn.utils.get_total_norm(grads)), rel=1e-5)
+
+
+def test_kernels_build_in_a_temporary_directory_when_the_cache_is_not_writable(monkeypatch, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("AEKIT_NATIVE_CACHE", str(blocked / "sub"))
+    lib = native.load()
+    assert lib.aekit_sum_squares is not None

@@ -63,13 +63,30 @@ def _compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
+def _cache_dirs() -> tuple[Path, Path]:
+    """cache_dir(), then a per-user temporary directory for machines where it cannot be written (read-only home)."""
+    return cache_dir(), Path(tempfile.gettempdir()) / f"aekit-native-{os.getuid()}"
+
+
+def _writable_cache() -> Path:
+    for directory in _cache_dirs():
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if os.access(directory, os.W_OK):
+                return directory
+        except OSError:
+            continue
+    raise OSError(f"no writable directory for the compiled kernels (tried {cache_dir()})")
+
+
 def _build(compiler: str, flags: tuple[str, ...]) -> Path:
     source = SOURCE.read_bytes()
     key = hashlib.sha256(source + " ".join((compiler, *flags)).encode() + _cpu_signature().encode()).hexdigest()
-    target = cache_dir() / f"kernels-{key[:20]}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    name = f"kernels-{key[:20]}.so"
+    for directory in _cache_dirs():
+        if (directory / name).exists():
+            return directory / name
+    target = _writable_cache() / name
     # compile to a private name, then rename: a concurrent process never loads a half-written library
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
