@@ -176,9 +176,22 @@ class BatchTopK(Bottleneck):
     def select(self, pre: Tensor) -> Selection:
         if not self.training and self.threshold >= 0:
             return selection_from_mask(pre > self.threshold)
+        return self._batch_selection(pre)
+
+    def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
+        per_row = 4 * self.k
+        batch_level = self.training or self.threshold < 0
+        if batch_level and pre.ndim == 2 and per_row < pre.shape[1] and native.usable(None, pre, bias):
+            candidates = native.bias_topk_(pre, bias, per_row)  # each row's best, the bias added on the way
+            selection = self._batch_selection(pre, candidates)
+            return selection, pre.gather(1, selection.indices)
+        return super().select_with_bias(pre, bias)
+
+    def _batch_selection(self, pre: Tensor, candidates: tuple[Tensor, Tensor] | None = None) -> Selection:
+        """The k·batch largest entries of `pre` (positive ones only); updates θ in training."""
         total = min(self.k * pre.shape[0], pre.numel())
         # ranking pre-activations ranks ReLU(pre) the same way among positives; no (batch, n) copy needed
-        rows, cols = batch_topk_pairs(pre, total, per_row=4 * self.k)
+        rows, cols = batch_topk_pairs(pre, total, per_row=4 * self.k, candidates=candidates)
         kept = pre[rows, cols]
         positive = kept > 0  # a batch with fewer positive activations than k·batch keeps only those
         rows, cols, kept = rows[positive], cols[positive], kept[positive]

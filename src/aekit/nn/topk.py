@@ -61,19 +61,24 @@ def masked_topk_indices(x: Tensor, mask: Tensor, k: int) -> Tensor:
     return columns[topk_indices(x.index_select(1, columns), k)]
 
 
-def batch_topk_pairs(x: Tensor, total: int, per_row: int) -> tuple[Tensor, Tensor]:
+def batch_topk_pairs(x: Tensor, total: int, per_row: int,
+                     candidates: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """(rows, cols) of the `total` largest entries of the whole (batch, n) matrix x.
 
     The same set as `x.flatten().topk(total)` (up to ties), found from each row's `per_row` best entries:
     when every row's smallest candidate lies below the overall cut, no entry outside the candidates can
     reach the cut, so the answer is exact; otherwise (a row wanted more than `per_row`) it falls back to the
     full flat top-k. Searching batch·per_row candidates instead of batch·n entries is the saving.
+    `candidates`, when a caller already has them, are each row's per_row best (indices, values).
     """
     batch, n = x.shape
     per_row = min(per_row, n)
     if per_row < n and total <= batch * per_row:
-        candidates = topk_indices(x, per_row)
-        values = x.gather(1, candidates)
+        if candidates is None:
+            candidates = topk_indices(x, per_row)
+            values = x.gather(1, candidates)
+        else:
+            candidates, values = candidates
         keep = values.flatten().topk(total, sorted=False)
         if bool((values.amin(dim=1) < keep.values.min()).all()):
             return keep.indices // per_row, candidates.flatten()[keep.indices]
