@@ -203,3 +203,35 @@ def test_kernels_build_in_a_temporary_directory_when_the_cache_is_not_writable(m
     monkeypatch.setenv("AEKIT_NATIVE_CACHE", str(blocked / "sub"))
     lib = native.load()
     assert lib.aekit_sum_squares is not None
+
+
+@pytest.mark.parametrize("use_native", [True, False])
+def test_nested_squared_errors_match_the_prefix_reconstructions(build, monkeypatch, use_native):
+    """Every Matryoshka prefix's error and the gradients of any weighting of them, against dense autograd."""
+    from aekit.nn.sparse_ops import sparse_nested_squared_errors
+
+    if not use_native:
+        monkeypatch.setattr(native, "library", lambda: None)
+    g = torch.Generator().manual_seed(8)
+    batch, n, d, k, prefixes = 64, 96, 40, 6, [6, 24, 48, 96]
+    idx = torch.stack([torch.randperm(n, generator=g)[:k] for _ in range(batch)])
+    idx[:5, -1] = 0  # padded slots (BatchTopK rows with fewer latents) point at latent 0 with value 0
+    values = torch.rand(batch, k, generator=g)
+    values[:5, -1] = 0.0
+    values.requires_grad_()
+    W = torch.randn(n, d, generator=g).requires_grad_()
+    b = torch.randn(d, generator=g).requires_grad_()
+    target = torch.randn(batch, d, generator=g)
+    weights = torch.tensor([0.3, 0.2, 0.1, 1.0])
+    errors, y_hat = sparse_nested_squared_errors(values, idx, W, b, target, prefixes)
+    (errors * weights).sum().backward()
+    grads = [t.grad.clone() for t in (values, W, b)]
+    for t in (values, W, b):
+        t.grad = None
+    dense = torch.zeros(batch, n).scatter(1, idx, values)
+    reference = torch.stack([(dense[:, :m] @ W[:m] + b - target).pow(2).sum(-1).mean() for m in prefixes])
+    (reference * weights).sum().backward()
+    torch.testing.assert_close(errors, reference.detach(), rtol=1e-5, atol=0)
+    torch.testing.assert_close(y_hat, (dense @ W + b).detach(), rtol=0, atol=1e-5)
+    for got, t in zip(grads, (values, W, b), strict=True):
+        torch.testing.assert_close(got, t.grad, rtol=1e-4, atol=1e-6)

@@ -23,7 +23,7 @@ from ..nn import native
 from ..nn.bottlenecks import BOTTLENECKS, LossContext, make_bottleneck
 from ..nn.codes import Codes, at_least_float32
 from ..nn.distributed import global_total_variance
-from ..nn.sparse_ops import sparse_decode, sparse_decode_squared_error, sparse_encode
+from ..nn.sparse_ops import sparse_decode, sparse_encode
 from ..nn.topk import masked_topk_indices
 from .base import Autoencoder, Output
 
@@ -191,13 +191,12 @@ class SparseAutoencoder(Autoencoder):
         y_n = y * self.target_scale if self.config.is_transcoder else x_n  # an autoencoder's scales are equal
         codes, pre, dense_pre, valid = self._encode_normalized(x_n)
         if codes.is_sparse:  # decoder and squared error fused: one gather of the decoder rows per step
-            mse, y_hat_n = sparse_decode_squared_error(codes.values, codes.indices, self.W_dec, self.b_dec, y_n)
+            losses, y_hat_n = self.bottleneck.reconstruction_losses(codes, self.W_dec, self.b_dec, y_n)
         else:
             y_hat_n = self._decode_normalized(codes)
-            mse = F.mse_loss(y_hat_n, y_n, reduction="sum") / y_n.shape[0]
-        losses = {"mse": mse}
-        ctx = LossContext(pre=pre, codes=codes, valid=valid, target=y_n, x_hat=y_hat_n, mse=mse, W_dec=self.W_dec,
-                          b_dec=self.b_dec)
+            losses = {"mse": F.mse_loss(y_hat_n, y_n, reduction="sum") / y_n.shape[0]}
+        ctx = LossContext(pre=pre, codes=codes, valid=valid, target=y_n, x_hat=y_hat_n, mse=losses["mse"],
+                          W_dec=self.W_dec, b_dec=self.b_dec)
         losses.update(self.bottleneck.losses(ctx))
         if dead_mask is not None and self.bottleneck.uses_aux_k and self.config.aux_coefficient > 0:
             aux = self._aux_k_loss(x_n, y_n, y_hat_n, dense_pre, dead_mask)

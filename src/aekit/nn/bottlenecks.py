@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from . import native
 from .codes import Codes, at_least_float32
-from .sparse_ops import sparse_decode
+from .sparse_ops import sparse_decode_squared_error, sparse_nested_squared_errors
 from .ste import jump_relu, step
 from .topk import batch_topk_pairs, topk_indices
 
@@ -100,6 +100,13 @@ class Bottleneck(nn.Module):
 
     def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
         return torch.relu(pre)
+
+    def reconstruction_losses(self, codes: Codes, W_dec: Tensor, b_dec: Tensor,
+                              target: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """The reconstruction loss terms of sparse codes and the reconstruction (without a gradient): by default
+        {"mse": mean over rows of ||ŷ − target||²}, decoder and error fused (one gather of the decoder rows)."""
+        mse, y_hat = sparse_decode_squared_error(codes.values, codes.indices, W_dec, b_dec, target)
+        return {"mse": mse}, y_hat
 
     def losses(self, ctx: LossContext) -> dict[str, Tensor]:
         return {}
@@ -216,10 +223,11 @@ class Matryoshka(BatchTopK):
 
     The loss is the mean reconstruction error of the first m₁ < m₂ < ... < n latents, every prefix weighted
     equally as in the reference implementation, so early latents learn general features and later ones refine
-    them instead of absorbing them. The model already adds the full reconstruction as "mse" (weight 1), so the
-    "matryoshka" term is mean − mse = (Σ partial errors − (P − 1)·mse) / P: the two together are the mean, at
-    the loss scale of every other architecture (gradient clipping and AuxK's weight mean the same). The term is
-    usually positive (a prefix reconstructs worse than all latents); only the sum is meaningful as a loss.
+    them instead of absorbing them. The full reconstruction's error is reported as "mse", like every other
+    architecture's, and the "matryoshka" term is mean − mse = (Σ partial errors − (P − 1)·mse) / P: the two
+    together are the mean, at the loss scale of every other architecture (gradient clipping and AuxK's weight
+    mean the same). The term is usually positive (a prefix reconstructs worse than all latents); only the sum is
+    meaningful as a loss.
     """
 
     architecture = "matryoshka"
@@ -228,21 +236,17 @@ class Matryoshka(BatchTopK):
         super().__init__(config)
         self.prefixes = config.prefix_sizes()
 
-    def losses(self, ctx: LossContext) -> dict[str, Tensor]:
+    def reconstruction_losses(self, codes: Codes, W_dec: Tensor, b_dec: Tensor,
+                              target: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         n_prefixes = len(self.prefixes)
         if n_prefixes == 1:
-            return {}
-        codes = ctx.codes
-        partial = ctx.b_dec.expand_as(ctx.target)
-        total, lower = ctx.x_hat.new_zeros(()), 0
-        for upper in self.prefixes[:-1]:  # the full prefix is the model's "mse" term
-            in_group = (codes.indices >= lower) & (codes.indices < upper)
-            partial = partial + sparse_decode(codes.values * in_group, codes.indices, ctx.W_dec)
-            total = total + (partial - ctx.target).pow(2).sum(-1).mean()
-            lower = upper
-        # An earlier version returned total / P on top of the weight-1 "mse": the full reconstruction then
+            return super().reconstruction_losses(codes, W_dec, b_dec, target)
+        # every prefix's error from one gather of the decoder rows (sparse_nested_squared_errors)
+        errors, y_hat = sparse_nested_squared_errors(codes.values, codes.indices, W_dec, b_dec, target, self.prefixes)
+        mse = errors[-1]
+        # An earlier version added the prefixes' mean on top of the weight-1 "mse": the full reconstruction then
         # outweighed each prefix P-fold and the absorption study measured 7% absorption instead of 3%.
-        return {"matryoshka": (total - (n_prefixes - 1) * ctx.mse) / n_prefixes}
+        return {"mse": mse, "matryoshka": (errors[:-1].sum() - (n_prefixes - 1) * mse) / n_prefixes}, y_hat
 
 
 class JumpReLU(Bottleneck):

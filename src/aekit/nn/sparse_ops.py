@@ -270,6 +270,82 @@ def sparse_decode_squared_error(values: Tensor, idx: Tensor, W_dec: Tensor, b_de
                                            target.to(dtype).contiguous())
 
 
+class _NestedSquaredErrors(torch.autograd.Function):
+    """Mean over rows of ||ŷ_p − target||² for every prefix group p of the latents (Matryoshka), and ŷ (the full
+    reconstruction, no gradient). ŷ_p sums b_dec and the codes of groups 0..p; `group` (batch, k) names each
+    entry's group, `latent_group` (n,) each latent's.
+
+    Forward gathers each decoder row once and keeps every prefix's residual r_p and the dot products of each
+    gathered row with the residuals of the prefixes containing it. Backward weighs them by the incoming gradient
+    of each prefix loss: the codes' gradient is a weighted sum of those dots, and W_dec's row r collects its
+    codes times R_g = Σ_{p ≥ g} (∂L/∂L_p)·(2/batch)·r_p for its group g, in one scatter.
+    """
+
+    @staticmethod
+    def forward(ctx, values: Tensor, idx: Tensor, group: Tensor, latent_group: Tensor, W_dec: Tensor, b_dec: Tensor,
+                target: Tensor, n_groups: int):
+        need_values = ctx.needs_input_grad[0]
+        if native.usable(idx, values, W_dec, b_dec, target) and group.dtype == torch.int64:
+            y_hat, r, sq, dots = native.nested_decode_residual(idx, values, group, W_dec, b_dec, target, n_groups,
+                                                               need_values)
+        else:
+            y_hat, residuals, sq_cols, dot_cols = b_dec.expand_as(target), [], [], []
+            for p in range(n_groups):
+                y_hat = y_hat + weighted_row_sum(idx, values * (group == p), W_dec)
+                residuals.append(y_hat - target)
+                sq_cols.append(residuals[-1].pow(2).sum(-1))
+                if need_values:
+                    dot_cols.append(gather_dot(idx, W_dec, residuals[-1].contiguous()) * (group <= p))
+            r, sq = torch.stack(residuals), torch.stack(sq_cols, dim=1)
+            dots = torch.stack(dot_cols, dim=-1) if need_values else None
+        ctx.save_for_backward(values, idx, latent_group, W_dec, r, dots)
+        ctx.mark_non_differentiable(y_hat)
+        ctx.set_materialize_grads(False)
+        return sq.sum(0) / idx.shape[0], y_hat
+
+    @staticmethod
+    def backward(ctx, grad_losses: Tensor, _grad_y_hat: Tensor):
+        if grad_losses is None:
+            return (None,) * 8
+        values, idx, latent_group, W_dec, r, dots = ctx.saved_tensors
+        need_values, _, _, _, need_W, need_b, need_target, _ = ctx.needs_input_grad
+        weights = grad_losses.to(r.dtype) * (2.0 / idx.shape[0])
+        grad_values = dots @ weights if need_values else None
+        # R_g = Σ_{p ≥ g} w_p r_p: a suffix sum over the stacked residuals, one pass per prefix
+        R = torch.empty_like(r)
+        factors = weights.tolist()
+        torch.mul(r[-1], factors[-1], out=R[-1])
+        for p in range(len(factors) - 2, -1, -1):
+            torch.add(R[p + 1], r[p], alpha=factors[p], out=R[p])
+        grad_W = _scatter_from_groups(idx, values, R, latent_group, W_dec.shape[0]) if need_W else None
+        grad_b = R[0].sum(0) if need_b else None
+        grad_target = -R[0] if need_target else None
+        return grad_values, None, None, None, grad_W, grad_b, grad_target, None
+
+
+def _scatter_from_groups(idx: Tensor, w: Tensor, R: Tensor, latent_group: Tensor, n_rows: int) -> Tensor:
+    """Row r of the result: Σ_{(b, j): idx[b, j] = r} w[b, j] · R[latent_group[r], b]."""
+    if (not _wide(idx, n_rows, _DENSE_BELOW["scatter_outer"]) and native.usable(idx, w, R)
+            and native.usable(latent_group)):
+        crow, _, order = _grouped_by_row(idx, n_rows)
+        return native.scatter_outer(crow.long(), order, w, R.contiguous(), idx.shape[1], source=latent_group)
+    entry_group = latent_group[idx]
+    return sum(_scatter_outer_unscaled(idx, w * (entry_group == g), R[g].contiguous(), n_rows)
+               for g in range(R.shape[0]))
+
+
+def sparse_nested_squared_errors(values: Tensor, idx: Tensor, W_dec: Tensor, b_dec: Tensor, target: Tensor,
+                                 prefixes: list[int]) -> tuple[Tensor, Tensor]:
+    """(losses (P,), ŷ): the mean squared error of the reconstruction from the first prefixes[p] latents, for each
+    p (prefixes increasing, the last = n_latents), and the full reconstruction without a gradient."""
+    dtype = W_dec.dtype
+    bounds = torch.tensor(prefixes[:-1], dtype=idx.dtype, device=idx.device)
+    latent_group = torch.bucketize(torch.arange(W_dec.shape[0], device=idx.device), bounds, right=True)
+    idx = idx.contiguous()
+    return _NestedSquaredErrors.apply(values.to(dtype).contiguous(), idx, latent_group[idx], latent_group, W_dec,
+                                      b_dec.to(dtype), target.to(dtype).contiguous(), len(prefixes))
+
+
 def sparse_encode(x: Tensor, W_enc: Tensor, b_enc: Tensor, idx: Tensor, pre_at_idx: Tensor | None = None,
                   center: Tensor | None = None, x_centered: Tensor | None = None) -> Tensor:
     """Encoder pre-activations at the selected latents, with a gradient that touches only those rows.

@@ -34,8 +34,9 @@ _SIGNATURES = {
     "aekit_bias_topk": ([_P, _P, _I64, _I64, _I64, _P, _P], ctypes.c_int),
     "aekit_weighted_row_sum": ([_P, _P, _P, _I64, _I64, _I64, _P], None),
     "aekit_gather_dot": ([_P, _P, _P, _I64, _I64, _I64, _P], None),
-    "aekit_scatter_outer": ([_P, _P, _P, _P, _I64, _I64, _I64, _F32, _P], None),
+    "aekit_scatter_outer": ([_P, _P, _P, _P, _I64, _I64, _I64, _F32, _P, _I64, _P], None),
     "aekit_decode_residual": ([_P, _P, _P, _P, _P, _I64, _I64, _I64, _P, _P, _P, _P], None),
+    "aekit_nested_decode_residual": ([_P, _P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _P, _P, _P], ctypes.c_int),
     "aekit_sum_squares": ([_P, _I64], ctypes.c_double),
     "aekit_project_rows": ([_P, _P, _I64, _I64], None),
     "aekit_normalize_rows": ([_P, _I64, _I64, _F32], None),
@@ -168,10 +169,14 @@ def gather_dot(idx: torch.Tensor, W: torch.Tensor, y: torch.Tensor) -> torch.Ten
 
 
 def scatter_outer(start: torch.Tensor, entry: torch.Tensor, w: torch.Tensor, y: torch.Tensor, k: int,
-                  alpha: float = 1.0) -> torch.Tensor:
-    n_out, d = len(start) - 1, y.shape[1]
+                  alpha: float = 1.0, source: torch.Tensor | None = None) -> torch.Tensor:
+    """α Sᵀ @ y from S's column grouping (start, entry). `y` is (rows, d), or (S, rows, d) stacked matrices with
+    `source` (n_out,) naming the one each output row reads."""
+    n_out, d = len(start) - 1, y.shape[-1]
+    stride = y.shape[-2] * d if source is not None else 0
     out = torch.empty(n_out, d, dtype=y.dtype)
-    library().aekit_scatter_outer(_ptr(start), _ptr(entry), _ptr(w), _ptr(y), n_out, k, d, alpha, _ptr(out))
+    library().aekit_scatter_outer(_ptr(start), _ptr(entry), _ptr(w), _ptr(y), n_out, k, d, alpha, _ptr(source),
+                                  stride, _ptr(out))
     return out
 
 
@@ -185,6 +190,20 @@ def decode_residual(idx: torch.Tensor, w: torch.Tensor, W: torch.Tensor, bias: t
     dots = torch.empty(rows, k) if with_dots else None
     library().aekit_decode_residual(_ptr(idx), _ptr(w), _ptr(W), _ptr(bias), _ptr(target), rows, k, d, _ptr(y_hat),
                                     _ptr(r), _ptr(sq), _ptr(dots))
+    return y_hat, r, sq, dots
+
+
+def nested_decode_residual(idx: torch.Tensor, w: torch.Tensor, group: torch.Tensor, W: torch.Tensor,
+                           bias: torch.Tensor, target: torch.Tensor, n_groups: int, with_dots: bool):
+    """(ŷ, r (P, rows, d), ||r_p||² (rows, P), dots (rows, k, P) or None): see aekit_nested_decode_residual."""
+    rows, k = idx.shape
+    d = W.shape[1]
+    y_hat, r = torch.empty(rows, d), torch.empty(n_groups, rows, d)
+    sq = torch.empty(rows, n_groups)
+    dots = torch.empty(rows, k, n_groups) if with_dots else None
+    if library().aekit_nested_decode_residual(_ptr(idx), _ptr(w), _ptr(group), _ptr(W), _ptr(bias), _ptr(target),
+                                              rows, k, d, n_groups, _ptr(y_hat), _ptr(r), _ptr(sq), _ptr(dots)):
+        raise MemoryError("aekit native nested decode could not allocate its scratch rows")
     return y_hat, r, sq, dots
 
 

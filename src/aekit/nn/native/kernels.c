@@ -7,12 +7,20 @@
  * run to run and for any thread count.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
+
+/* One malloc'd block holding `per_thread` bytes (64-byte aligned slices) for every thread of the next parallel
+ * region; a thread finds its slice at block + *stride · omp_get_thread_num(). NULL when out of memory. */
+static char *thread_scratch(size_t per_thread, size_t *stride) {
+    *stride = (per_thread + 63) & ~(size_t)63;
+    return malloc(*stride * (size_t)omp_get_max_threads());
+}
 
 /* ---- top-k of (pre + bias) per row ------------------------------------------------------------------------
  * One pass over the row: the bias is added in place (so the caller's matrix becomes the full pre-activations)
@@ -225,38 +233,33 @@ static int topk_row_avx512(float *row, const float *bias, int64_t n, int64_t k, 
  * n < 2^31. Returns nonzero when a thread could not allocate its buffers. */
 int aekit_bias_topk(float *pre, const float *bias, int64_t rows, int64_t n, int64_t k, int64_t *idx, float *val) {
     const int64_t cap = 8 * k + 64;
-    int failed = 0;
+    size_t stride; /* per thread: candidates (portable path), then value/column buffers and their copies */
+    char *scratch =
+        thread_scratch((size_t)cap * sizeof(Candidate) + 2 * (size_t)(cap + 16 + 2 * k + 32) * 4, &stride);
+    if (!scratch) return 1;
 #pragma omp parallel
     {
-        Candidate *buf = malloc((size_t)cap * sizeof(Candidate));
-        float *vals = malloc((size_t)(cap + 16) * sizeof(float));
-        int32_t *cols = malloc((size_t)(cap + 16) * sizeof(int32_t));
-        float *tmp_vals = malloc((size_t)(2 * k + 32) * sizeof(float));
-        int32_t *tmp_cols = malloc((size_t)(2 * k + 32) * sizeof(int32_t));
-        if (!buf || !vals || !cols || !tmp_vals || !tmp_cols) {
-#pragma omp atomic write
-            failed = 1;
-        } else {
+        Candidate *buf = (Candidate *)(scratch + stride * (size_t)omp_get_thread_num());
+        float *vals = (float *)(buf + cap);
+        int32_t *cols = (int32_t *)(vals + cap + 16);
+        float *tmp_vals = (float *)(cols + cap + 16);
+        int32_t *tmp_cols = (int32_t *)(tmp_vals + 2 * k + 32);
 #pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
-                float *row = pre + r * n;
+        for (int64_t r = 0; r < rows; r++) {
+            float *row = pre + r * n;
 #ifdef __AVX512F__
-                if (!topk_row_avx512(row, bias, n, k, vals, cols, cap, tmp_vals, tmp_cols, idx + r * k, val + r * k))
-                    continue;
-                /* the row already holds pre + bias: redo the selection without adding the bias again */
-                topk_row_scalar(row, NULL, n, k, buf, cap, idx + r * k, val + r * k);
+            if (!topk_row_avx512(row, bias, n, k, vals, cols, cap, tmp_vals, tmp_cols, idx + r * k, val + r * k))
+                continue;
+            /* the row already holds pre + bias: redo the selection without adding the bias again */
+            topk_row_scalar(row, NULL, n, k, buf, cap, idx + r * k, val + r * k);
 #else
-                topk_row_scalar(row, bias, n, k, buf, cap, idx + r * k, val + r * k);
+            (void)vals, (void)cols, (void)tmp_vals, (void)tmp_cols;
+            topk_row_scalar(row, bias, n, k, buf, cap, idx + r * k, val + r * k);
 #endif
-            }
         }
-        free(buf);
-        free(vals);
-        free(cols);
-        free(tmp_vals);
-        free(tmp_cols);
     }
-    return failed;
+    free(scratch);
+    return 0;
 }
 
 /* ---- products with a sparse (rows × n) matrix S holding k entries per row: S[b, idx[b, j]] = w[b, j] -------
@@ -365,10 +368,12 @@ void aekit_gather_dot(const int64_t *idx, const float *W, const float *y, int64_
 
 /* out[r] = alpha · Σ_{e in [start[r], start[r+1])} w[entry[e]] · y[entry[e] / k]     (α Sᵀ @ y; out: (n_out, d))
  * `entry` lists the flat positions of S's entries grouped by column r (a stable sort of idx), `start` the group
- * boundaries. Each output row is written once, by one thread, in entry order.
+ * boundaries. Each output row is written once, by one thread, in entry order. With `source` given, output row r
+ * reads its rows of y from the matrix that starts at y + source[r] · source_stride (one of several stacked
+ * matrices: Matryoshka's per-prefix residuals).
  */
 void aekit_scatter_outer(const int64_t *start, const int64_t *entry, const float *w, const float *y, int64_t n_out,
-                         int64_t k, int64_t d, float alpha, float *out) {
+                         int64_t k, int64_t d, float alpha, const int64_t *source, int64_t source_stride, float *out) {
 #pragma omp parallel
     {
         const float *srcs[BLOCK_ROWS];
@@ -376,17 +381,30 @@ void aekit_scatter_outer(const int64_t *start, const int64_t *entry, const float
 #pragma omp for schedule(dynamic, 64)
         for (int64_t r = 0; r < n_out; r++) {
             if (start[r + 1] == start[r]) memset(out + r * d, 0, (size_t)d * sizeof(float));
+            const float *y_r = source ? y + source[r] * source_stride : y;
             for (int64_t e0 = start[r]; e0 < start[r + 1]; e0 += BLOCK_ROWS) {
                 const int64_t m = start[r + 1] - e0 < BLOCK_ROWS ? start[r + 1] - e0 : BLOCK_ROWS;
                 for (int64_t e = 0; e < m; e++) {
                     const int64_t flat = entry[e0 + e];
                     ws[e] = alpha * w[flat];
-                    srcs[e] = y + (flat / k) * d;
+                    srcs[e] = y_r + (flat / k) * d;
                 }
                 weighted_sum_rows(out + r * d, d, m, ws, srcs, e0 > start[r]);
             }
         }
     }
+}
+
+/* y += add, then r = y − target; returns ||r||². */
+static float add_and_residual(float *y, const float *add, const float *target, float *r, int64_t d) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t t = 0; t < d; t++) {
+        y[t] += add[t];
+        r[t] = y[t] - target[t];
+        s += r[t] * r[t];
+    }
+    return s;
 }
 
 /* The decoder and its squared error in one pass, for the SAE's reconstruction loss:
@@ -403,18 +421,69 @@ void aekit_decode_residual(const int64_t *idx, const float *w, const float *W, c
         for (int64_t b = 0; b < rows; b++) {
             float *yb = y_hat + b * d, *rb = r + b * d;
             row_weighted_sum(yb, idx + b * k, w + b * k, W, k, d, srcs);
-            const float *tb = target + b * d;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int64_t t = 0; t < d; t++) {
-                yb[t] += bias[t];
-                rb[t] = yb[t] - tb[t];
-                s += rb[t] * rb[t];
-            }
-            sq[b] = s;
+            sq[b] = add_and_residual(yb, bias, target + b * d, rb, d);
             if (dots) row_dots(rb, idx + b * k, W, k, d, srcs, dots + b * k);
         }
     }
+}
+
+/* Matryoshka's nested reconstructions in one pass per row. Entry j of row b belongs to prefix group
+ * group[b, j] (0..P−1); the reconstruction from groups 0..p is
+ *   ŷ_p[b] = bias + Σ_{j: group ≤ p} w[b, j] · W[idx[b, j]],  r_p[b] = ŷ_p[b] − target[b],  sq[b, p] = ||r_p[b]||²;
+ * r is (P, rows, d), y_hat = ŷ_{P−1}. With `dots` (rows, k, P): dots[b, j, p] = W[idx[b, j]] · r_p[b] for the
+ * prefixes p ≥ group[b, j] that contain the entry, 0 for the others (every prefix loss's gradient with respect
+ * to w, up to its weight). Each decoder row is gathered once per entry. Returns nonzero when a thread could not
+ * allocate its scratch row. */
+int aekit_nested_decode_residual(const int64_t *idx, const float *w, const int64_t *group, const float *W,
+                                 const float *bias, const float *target, int64_t rows, int64_t k, int64_t d,
+                                 int64_t P, float *y_hat, float *r, float *sq, float *dots) {
+    size_t stride; /* per thread: the row's entries gathered by group (pointers, slots, weights, dots), then the
+                    * row's group contributions (P·d) */
+    char *scratch = thread_scratch((size_t)k * (sizeof(float *) + sizeof(int64_t) + 2 * sizeof(float)) +
+                                   (size_t)(P * d) * sizeof(float), &stride);
+    if (!scratch) return 1;
+#pragma omp parallel
+    {
+        const float **srcs = (const float **)(scratch + stride * (size_t)omp_get_thread_num());
+        int64_t *slot = (int64_t *)(srcs + k);
+        float *ws = (float *)(slot + k);
+        float *found = ws + k;
+        float *parts = found + k;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < rows; b++) {
+            const int64_t *ib = idx + b * k, *gb = group + b * k;
+            for (int64_t p = 0; p < P; p++) { /* each group's codes summed with the register-blocked loop */
+                int64_t m = 0;
+                for (int64_t j = 0; j < k; j++)
+                    if (gb[j] == p) {
+                        srcs[m] = W + ib[j] * d;
+                        ws[m++] = w[b * k + j];
+                    }
+                weighted_sum_rows(parts + p * d, d, m, ws, srcs, 0);
+            }
+            float *yb = y_hat + b * d;
+            const float *tb = target + b * d;
+            memcpy(yb, bias, (size_t)d * sizeof(float));
+            for (int64_t p = 0; p < P; p++)
+                sq[b * P + p] = add_and_residual(yb, parts + p * d, tb, r + (p * rows + b) * d, d);
+            if (!dots) continue;
+            for (int64_t p = 0; p < P; p++) { /* prefix p contains the entries of groups 0..p */
+                int64_t m = 0;
+                for (int64_t j = 0; j < k; j++) {
+                    if (gb[j] <= p) {
+                        srcs[m] = W + ib[j] * d;
+                        slot[m++] = j;
+                    } else {
+                        dots[(b * k + j) * P + p] = 0.0f;
+                    }
+                }
+                dots_with_row(r + (p * rows + b) * d, d, m, srcs, found);
+                for (int64_t i = 0; i < m; i++) dots[(b * k + slot[i]) * P + p] = found[i];
+            }
+        }
+    }
+    free(scratch);
+    return 0;
 }
 
 /* ---- row-wise constraints of a unit-norm decoder ------------------------------------------------------------ */
