@@ -195,8 +195,7 @@ class SparseAutoencoder(Autoencoder):
         else:
             y_hat_n = self._decode_normalized(codes)
             losses = {"mse": F.mse_loss(y_hat_n, y_n, reduction="sum") / y_n.shape[0]}
-        ctx = LossContext(pre=pre, codes=codes, valid=valid, target=y_n, x_hat=y_hat_n, mse=losses["mse"],
-                          W_dec=self.W_dec, b_dec=self.b_dec)
+        ctx = LossContext(pre=pre, codes=codes, valid=valid, target=y_n, W_dec=self.W_dec, b_dec=self.b_dec)
         losses.update(self.bottleneck.losses(ctx))
         if dead_mask is not None and self.bottleneck.uses_aux_k and self.config.aux_coefficient > 0:
             aux = self._aux_k_loss(x_n, y_n, y_hat_n, dense_pre, dead_mask)

@@ -66,8 +66,6 @@ class LossContext:
     codes: Codes
     valid: Tensor | None  # (batch, m): real selection slots (None: all slots are real)
     target: Tensor  # the normalised reconstruction target
-    x_hat: Tensor  # the normalised reconstruction (without a gradient for sparse codes: use `mse` for that)
-    mse: Tensor  # the model's reconstruction loss, mean over rows of ||x_hat − target||², with its gradient
     W_dec: Tensor
     b_dec: Tensor
 
@@ -177,6 +175,7 @@ class BatchTopK(Bottleneck):
     def __init__(self, config: SAEConfig):
         super().__init__(config)
         self.k = config.k
+        self.per_row = 4 * config.k  # candidates per row for the batch-wide top-k (see batch_topk_pairs)
         self.threshold_momentum = config.threshold_momentum
         self.register_buffer("threshold", torch.full((), -1.0))  # < 0: not estimated yet
 
@@ -186,10 +185,9 @@ class BatchTopK(Bottleneck):
         return self._batch_selection(pre)
 
     def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
-        per_row = 4 * self.k
         batch_level = self.training or self.threshold < 0
-        if batch_level and pre.ndim == 2 and per_row < pre.shape[1] and native.usable(None, pre, bias):
-            candidates = native.bias_topk_(pre, bias, per_row)  # each row's best, the bias added on the way
+        if batch_level and pre.ndim == 2 and self.per_row < pre.shape[1] and native.usable(None, pre, bias):
+            candidates = native.bias_topk_(pre, bias, self.per_row)  # each row's best, the bias added on the way
             selection = self._batch_selection(pre, candidates)
             return selection, pre.gather(1, selection.indices)
         return super().select_with_bias(pre, bias)
@@ -198,7 +196,7 @@ class BatchTopK(Bottleneck):
         """The k·batch largest entries of `pre` (positive ones only); updates θ in training."""
         total = min(self.k * pre.shape[0], pre.numel())
         # ranking pre-activations ranks ReLU(pre) the same way among positives; no (batch, n) copy needed
-        rows, cols = batch_topk_pairs(pre, total, per_row=4 * self.k, candidates=candidates)
+        rows, cols = batch_topk_pairs(pre, total, per_row=self.per_row, candidates=candidates)
         kept = pre[rows, cols]
         positive = kept > 0  # a batch with fewer positive activations than k·batch keeps only those
         rows, cols, kept = rows[positive], cols[positive], kept[positive]

@@ -146,10 +146,9 @@ def weighted_row_sum(idx: Tensor, w: Tensor, W: Tensor) -> Tensor:
 
 def scatter_outer(idx: Tensor, w: Tensor, y: Tensor, n_rows: int, alpha: float = 1.0) -> Tensor:
     """Accumulate alpha · w[b, j] · y[b] into row idx[b, j] of an (n_rows, d) matrix."""
-    batch, k = idx.shape
     if not _wide(idx, n_rows, _DENSE_BELOW["scatter_outer"]) and native.usable(idx, w, y):
         crow, _, order = _grouped_by_row(idx, n_rows)
-        return native.scatter_outer(crow.long(), order, w, y, k, alpha)  # alpha folded into the weights
+        return native.scatter_outer(crow.long(), order, w, y, idx.shape[1], alpha)  # alpha folded into the weights
     out = _scatter_outer_unscaled(idx, w, y, n_rows)
     return out if alpha == 1.0 else out.mul_(alpha)
 
@@ -285,7 +284,8 @@ class _NestedSquaredErrors(torch.autograd.Function):
     def forward(ctx, values: Tensor, idx: Tensor, group: Tensor, latent_group: Tensor, W_dec: Tensor, b_dec: Tensor,
                 target: Tensor, n_groups: int):
         need_values = ctx.needs_input_grad[0]
-        if native.usable(idx, values, W_dec, b_dec, target) and group.dtype == torch.int64:
+        narrow = not _wide(idx, W_dec.shape[0], _DENSE_BELOW["weighted_row_sum"])  # wide codes: dense GEMMs win
+        if narrow and native.usable(idx, values, W_dec, b_dec, target) and native.usable(group):
             y_hat, r, sq, dots = native.nested_decode_residual(idx, values, group, W_dec, b_dec, target, n_groups,
                                                                need_values)
         else:
