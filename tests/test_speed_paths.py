@@ -11,7 +11,7 @@ import torch
 
 from aekit.nn import sparse_ops
 from aekit.nn.sparse_ops import gather_dot, scatter_outer, sparse_decode, sparse_encode, weighted_row_sum
-from aekit.nn.topk import group_size, masked_topk_indices, topk_indices
+from aekit.nn.topk import group_size, topk_indices
 from aekit.train.optim import make_optimizer
 
 
@@ -192,14 +192,23 @@ def test_group_size_balances_the_two_selections():
 
 
 @pytest.mark.parametrize("fraction", [0.02, 0.3, 1.0])
-def test_masked_topk_indices_matches_masked_fill_reference(fraction):
+@pytest.mark.parametrize("dense_first", [True, False])
+def test_dead_latent_search_matches_masked_fill_reference(fraction, dense_first):
+    """AuxK's search among dead latents reads (or computes) only their columns, from the dense matrix when a
+    selection already built it, else from a product with the dead rows of W_enc alone."""
+    from aekit.nn.preactivations import EncoderPreactivations
+
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(40, 8192, generator=g)
-    mask = torch.rand(8192, generator=g) < fraction
+    x, W, bias = torch.randn(40, 32, generator=g), torch.randn(4096, 32, generator=g), torch.randn(4096, generator=g)
+    mask = torch.rand(4096, generator=g) < fraction
     k = min(256, int(mask.sum()))
-    got = masked_topk_indices(x, mask, k)
+    pre = EncoderPreactivations(x, W, bias)
+    if dense_first:
+        pre.dense()
+    dead = mask.nonzero().squeeze(1)
+    got = dead[topk_indices(pre.columns(dead), k)]
     assert mask[got].all()
-    _same_values(x.masked_fill(~mask, float("-inf")), got, k)
+    _same_values((x @ W.t() + bias).masked_fill(~mask, float("-inf")), got, k)
 
 
 # --- optimizer ----------------------------------------------------------------------------------------------
@@ -245,7 +254,8 @@ def test_batch_topk_pairs_matches_flat_topk_including_the_fallback():
     x = torch.randn(64, 512, generator=g).relu()
     x[3] += 10.0  # one row holds far more than per_row of the top entries: the exact fallback must run
     for per_row in (8, 32):
-        rows, cols = batch_topk_pairs(x, 64 * 4, per_row)
+        rows, cols, values = batch_topk_pairs(x, 64 * 4, per_row)
+        assert torch.equal(values, x[rows, cols])
         got = torch.zeros_like(x, dtype=torch.bool)
         got[rows, cols] = True
         want = torch.zeros_like(x, dtype=torch.bool).flatten()

@@ -21,10 +21,11 @@ from ..config import ConfigBase
 from ..errors import ShapeError
 from ..nn import native
 from ..nn.bottlenecks import BOTTLENECKS, LossContext, make_bottleneck
-from ..nn.codes import Codes, at_least_float32
+from ..nn.codes import Codes
 from ..nn.distributed import global_total_variance
+from ..nn.preactivations import EncoderPreactivations
 from ..nn.sparse_ops import sparse_decode, sparse_encode
-from ..nn.topk import masked_topk_indices
+from ..nn.topk import topk_indices
 from .base import Autoencoder, Output
 
 
@@ -115,47 +116,35 @@ class SparseAutoencoder(Autoencoder):
         self.register_buffer("input_scale", torch.ones(()))
         self.register_buffer("target_scale", torch.ones(()))  # equals input_scale unless a transcoder
         self.bottleneck = make_bottleneck(config)
-        self._pre_buffer: Tensor | None = None
+        self._workspace: dict[str, Tensor] = {}  # training's reused (batch, n_latents) buffers
 
     # --- encode / decode in normalised units --------------------------------------------------------
     def _encoder_input(self, x_n: Tensor) -> Tensor:
         # the pre-encoder bias lives in the reconstruction space, so only an autoencoder subtracts it
         return x_n if self.config.is_transcoder else x_n - self.b_dec
 
-    def _encode_normalized(self, x_n: Tensor) -> tuple[Codes, Tensor, Tensor, Tensor | None]:
-        """(codes, pre-activations with gradient where codes live, detached dense pre-activations, valid slots)."""
+    def _encode_normalized(self, x_n: Tensor) -> tuple[Codes, Tensor, EncoderPreactivations | None, Tensor | None]:
+        """(codes, pre-activations with gradient where codes live, the no-grad pre-activations of a sparse
+        bottleneck (None for dense ones), valid slots)."""
         if self.bottleneck.sparse:
             with torch.no_grad():
                 x_c = self._encoder_input(x_n)
-                dense = self._dense_pre(x_c)
-                selection, pre_at_idx = self.bottleneck.select_with_bias(dense, self.b_enc)
+                # in training the (batch, n_latents) buffers are reused across steps (see EncoderPreactivations)
+                workspace = self._workspace if self.training else None
+                dense_pre = EncoderPreactivations(x_c, self.W_enc, self.b_enc, workspace)
+                selection, pre_at_idx = self.bottleneck.select_from(dense_pre)
             pre = self._sparse_pre(x_n, selection.indices, pre_at_idx, x_c)
             values = self.bottleneck.activate(pre, selection.indices)
             if selection.valid is not None:
                 values = values * selection.valid
             codes = Codes(self.config.n_latents, values=values, indices=selection.indices)
-            return codes, pre, dense, selection.valid
+            return codes, pre, dense_pre, selection.valid
         pre = F.linear(self._encoder_input(x_n), self.W_enc, self.b_enc)
-        return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, pre.detach(), None
-
-    def _dense_pre(self, x_c: Tensor) -> Tensor:
-        """No-grad dense pre-activations WITHOUT the encoder bias (the bottleneck adds it while it selects).
-
-        In training they go into a (batch, n_latents) buffer reused across steps: a fresh 64 MB output per step
-        costs ~25% of the GEMM in page faults, and a GEMM into a bias-filled output first copies the bias into
-        every row, then reads it back. Nothing keeps this tensor past `forward` (selections and AuxK copy what
-        they need), so reuse is safe."""
-        if not self.training or torch.is_autocast_enabled(x_c.device.type) or x_c.dtype != self.W_enc.dtype:
-            return at_least_float32(F.linear(x_c, self.W_enc))
-        shape = (x_c.shape[0], self.config.n_latents)
-        buffer = self._pre_buffer
-        if buffer is None or buffer.shape != shape or buffer.dtype != x_c.dtype or buffer.device != x_c.device:
-            buffer = self._pre_buffer = torch.empty(shape, dtype=x_c.dtype, device=x_c.device)
-        return torch.mm(x_c, self.W_enc.t(), out=buffer)
+        return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, None, None
 
     def train(self, mode: bool = True) -> SparseAutoencoder:
         if not mode:
-            self._pre_buffer = None  # evaluation and saved/pickled models do not carry the training buffer
+            self._workspace = {}  # evaluation and saved/pickled models do not carry the training buffers
         return super().train(mode)
 
     def _sparse_pre(self, x_n: Tensor, idx: Tensor, pre_at_idx: Tensor, x_c: Tensor | None = None) -> Tensor:
@@ -203,7 +192,8 @@ class SparseAutoencoder(Autoencoder):
                 losses["aux_k"] = aux
         return Output(x_hat=y_hat_n / self.target_scale, codes=codes, losses=losses)
 
-    def _aux_k_loss(self, x_n: Tensor, y_n: Tensor, y_hat_n: Tensor, pre: Tensor, dead_mask: Tensor) -> Tensor | None:
+    def _aux_k_loss(self, x_n: Tensor, y_n: Tensor, y_hat_n: Tensor, pre: EncoderPreactivations,
+                    dead_mask: Tensor) -> Tensor | None:
         """AuxK (Gao et al. 2024): dead latents learn to predict the main reconstruction's residual.
 
         The residual y - ŷ already excludes b_dec (ŷ contains it), so the auxiliary reconstruction uses
@@ -214,8 +204,11 @@ class SparseAutoencoder(Autoencoder):
             return None
         k_aux = min(self.config.effective_aux_k, n_dead)
         with torch.no_grad():
-            aux_idx = masked_topk_indices(pre, dead_mask, k_aux)  # reads only the dead latents' columns
-        aux_values = torch.relu(self._sparse_pre(x_n, aux_idx, pre.gather(1, aux_idx)))
+            dead = dead_mask.nonzero().squeeze(1)
+            dead_pre = pre.columns(dead)  # only the dead latents' pre-activations are read (or computed)
+            best = topk_indices(dead_pre, k_aux)
+            aux_idx, aux_pre = dead[best], dead_pre.gather(1, best)
+        aux_values = torch.relu(self._sparse_pre(x_n, aux_idx, aux_pre))
         residual = (y_n - y_hat_n).detach()
         residual_hat = sparse_decode(aux_values.to(self.W_dec.dtype), aux_idx, self.W_dec)
         scale = global_total_variance(residual).clamp_min(1e-12)

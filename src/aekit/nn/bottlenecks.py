@@ -2,7 +2,9 @@
 
 Every bottleneck answers three questions:
 - `select(pre)` (no gradient): which latents may be active, as a padded `Selection` of (batch, m) indices
-  with a validity mask, or None when the code is dense (ReLU-L1, Gated);
+  with a validity mask, or None when the code is dense (ReLU-L1, Gated). Sparse bottlenecks are asked through
+  `select_from`, which receives the pre-activations as an `EncoderPreactivations` and requests only what the
+  selection needs (TopK: each row's k best, never the dense matrix where a cheaper exact route exists);
 - `activate(pre, indices)`: the code values, given the pre-activations at the selected latents (or all);
 - `losses(ctx)`: the loss terms it adds (sparsity penalties, auxiliary losses).
 Splitting selection from activation lets the autoencoder compute values and gradients only where a latent
@@ -17,26 +19,28 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor, nn
 
-from . import native
 from .codes import Codes, at_least_float32
 from .sparse_ops import sparse_decode_squared_error, sparse_nested_squared_errors
 from .ste import jump_relu, step
-from .topk import batch_topk_pairs, topk_indices
+from .topk import batch_topk_dense, batch_topk_from_candidates, batch_topk_pairs, topk_indices
 
 if TYPE_CHECKING:
     from ..models.sae import SAEConfig
+    from .preactivations import EncoderPreactivations
 
 
 @dataclass
 class Selection:
-    """Selected latents per row: `indices` (batch, m); `valid` (batch, m) marks real entries (None: all)."""
+    """Selected latents per row: `indices` (batch, m); `valid` (batch, m) marks real entries (None: all);
+    `values` (batch, m), when the selection found them, the pre-activations at `indices` (0 in padding)."""
 
     indices: Tensor
     valid: Tensor | None = None
+    values: Tensor | None = None
 
 
-def selection_from_pairs(rows: Tensor, cols: Tensor, batch: int) -> Selection:
-    """Padded Selection from (row, latent) pairs with a varying count per row.
+def selection_from_pairs(rows: Tensor, cols: Tensor, batch: int, values: Tensor | None = None) -> Selection:
+    """Padded Selection from (row, latent) pairs with a varying count per row, and their `values` if given.
 
     Padding slots point at latent 0 and are marked invalid; callers zero their values.
     """
@@ -49,7 +53,11 @@ def selection_from_pairs(rows: Tensor, cols: Tensor, batch: int) -> Selection:
     valid = torch.zeros(batch, width, dtype=torch.bool, device=rows.device)
     indices[rows, slots] = cols
     valid[rows, slots] = True
-    return Selection(indices, valid)
+    padded = None
+    if values is not None:
+        padded = torch.zeros(batch, width, dtype=values.dtype, device=values.device)
+        padded[rows, slots] = values[order]
+    return Selection(indices, valid, padded)
 
 
 def selection_from_mask(mask: Tensor) -> Selection:
@@ -89,12 +97,13 @@ class Bottleneck(nn.Module):
     def select(self, pre: Tensor) -> Selection | None:
         return None
 
-    def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
-        """Add the encoder bias to the no-grad dense `pre` in place, select, and return the selection with the
-        pre-activations at it. Bottlenecks with a fused kernel do both in one pass over `pre`."""
-        pre.add_(bias)
-        selection = self.select(pre)
-        return selection, pre.gather(1, selection.indices)
+    def select_from(self, pre: EncoderPreactivations) -> tuple[Selection, Tensor]:
+        """The selection and the pre-activations at it (no gradient). By default from the dense matrix;
+        bottlenecks that need less of it ask `pre` for only that."""
+        dense = pre.dense()
+        selection = self.select(dense)
+        values = selection.values if selection.values is not None else dense.gather(1, selection.indices)
+        return selection, values
 
     def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
         return torch.relu(pre)
@@ -153,11 +162,9 @@ class TopK(Bottleneck):
     def select(self, pre: Tensor) -> Selection:
         return Selection(topk_indices(pre, self.k))
 
-    def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
-        if pre.ndim == 2 and self.k <= pre.shape[1] and native.usable(None, pre, bias):
-            indices, values = native.bias_topk_(pre, bias, self.k)  # one pass: bias added, row selected
-            return Selection(indices), values
-        return super().select_with_bias(pre, bias)
+    def select_from(self, pre: EncoderPreactivations) -> tuple[Selection, Tensor]:
+        indices, values = pre.row_topk(self.k)  # exact, screened where that pays
+        return Selection(indices), values
 
 
 class BatchTopK(Bottleneck):
@@ -182,27 +189,31 @@ class BatchTopK(Bottleneck):
     def select(self, pre: Tensor) -> Selection:
         if not self.training and self.threshold >= 0:
             return selection_from_mask(pre > self.threshold)
-        return self._batch_selection(pre)
+        return self._keep_positive(*batch_topk_pairs(pre, self._total(pre.shape), self.per_row), pre.shape[0])
 
-    def select_with_bias(self, pre: Tensor, bias: Tensor) -> tuple[Selection, Tensor]:
-        batch_level = self.training or self.threshold < 0
-        if batch_level and pre.ndim == 2 and self.per_row < pre.shape[1] and native.usable(None, pre, bias):
-            candidates = native.bias_topk_(pre, bias, self.per_row)  # each row's best, the bias added on the way
-            selection = self._batch_selection(pre, candidates)
-            return selection, pre.gather(1, selection.indices)
-        return super().select_with_bias(pre, bias)
+    def select_from(self, pre: EncoderPreactivations) -> tuple[Selection, Tensor]:
+        if not self.training and self.threshold >= 0:
+            return super().select_from(pre)  # a row's code depends on its own pre-activations only
+        total = self._total((pre.rows, pre.n_columns))
+        found = None
+        if self.per_row < pre.n_columns:  # each row's best candidates, exact (screened where that pays)
+            found = batch_topk_from_candidates(*pre.row_topk(self.per_row), total)
+        if found is None:
+            found = batch_topk_dense(pre.dense(), total)
+        selection = self._keep_positive(*found, pre.rows)
+        return selection, selection.values
 
-    def _batch_selection(self, pre: Tensor, candidates: tuple[Tensor, Tensor] | None = None) -> Selection:
-        """The k·batch largest entries of `pre` (positive ones only); updates θ in training."""
-        total = min(self.k * pre.shape[0], pre.numel())
-        # ranking pre-activations ranks ReLU(pre) the same way among positives; no (batch, n) copy needed
-        rows, cols = batch_topk_pairs(pre, total, per_row=self.per_row, candidates=candidates)
-        kept = pre[rows, cols]
+    def _total(self, shape: tuple[int, int]) -> int:
+        return min(self.k * shape[0], shape[0] * shape[1])
+
+    def _keep_positive(self, rows: Tensor, cols: Tensor, kept: Tensor, batch: int) -> Selection:
+        """The selection of the batch's kept entries that are positive; updates θ in training. (Ranking
+        pre-activations ranks ReLU(pre) the same way among positives, so no (batch, n) copy is needed.)"""
         positive = kept > 0  # a batch with fewer positive activations than k·batch keeps only those
         rows, cols, kept = rows[positive], cols[positive], kept[positive]
         if self.training and kept.numel():
             self._update_threshold(kept.min())
-        return selection_from_pairs(rows, cols, pre.shape[0])
+        return selection_from_pairs(rows, cols, batch, kept)
 
     @torch.no_grad()
     def _update_threshold(self, smallest_kept: Tensor) -> None:

@@ -48,39 +48,36 @@ def topk_indices(x: Tensor, k: int) -> Tensor:
     return candidates.gather(1, best)
 
 
-def masked_topk_indices(x: Tensor, mask: Tensor, k: int) -> Tensor:
-    """Column indices of the k largest entries of each row of x among the columns where `mask` (n,) is True.
+def batch_topk_from_candidates(indices: Tensor, values: Tensor, total: int) -> tuple[Tensor, Tensor, Tensor] | None:
+    """(rows, cols, values) of the `total` largest entries of a whole (batch, n) matrix, found from each row's m
+    best entries (`indices`, `values`, each (batch, m)); None when they cannot decide it.
 
-    The same set as `x.masked_fill(~mask, -inf).topk(k)` (k must not exceed mask.sum()), but it reads only
-    the masked columns instead of copying and partially sorting the whole (batch, n) matrix: AuxK's search
-    among dead latents costs in proportion to the number of dead latents.
+    The same set as `x.flatten().topk(total)` (up to ties): when every row's smallest candidate lies below the
+    overall cut, no entry outside the candidates can reach the cut. Otherwise a row may hold more entries above
+    the cut than it offered, and the caller must search the full matrix (`batch_topk_dense`). Searching batch·m
+    candidates instead of batch·n entries is the saving.
     """
-    columns = mask.nonzero().squeeze(1)
-    if len(columns) == x.shape[-1]:
-        return topk_indices(x, k)
-    return columns[topk_indices(x.index_select(1, columns), k)]
+    batch, m = indices.shape
+    if total > batch * m:
+        return None
+    keep = values.flatten().topk(total, sorted=False)
+    if not bool((values.amin(dim=1) < keep.values.min()).all()):
+        return None
+    return keep.indices // m, indices.flatten()[keep.indices], keep.values
 
 
-def batch_topk_pairs(x: Tensor, total: int, per_row: int,
-                     candidates: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-    """(rows, cols) of the `total` largest entries of the whole (batch, n) matrix x.
+def batch_topk_dense(x: Tensor, total: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(rows, cols, values) of the `total` largest entries of the whole (batch, n) matrix x."""
+    keep = x.flatten().topk(total, sorted=False)
+    return keep.indices // x.shape[1], keep.indices % x.shape[1], keep.values
 
-    The same set as `x.flatten().topk(total)` (up to ties), found from each row's `per_row` best entries:
-    when every row's smallest candidate lies below the overall cut, no entry outside the candidates can
-    reach the cut, so the answer is exact; otherwise (a row wanted more than `per_row`) it falls back to the
-    full flat top-k. Searching batch·per_row candidates instead of batch·n entries is the saving.
-    `candidates`, when a caller already has them, are each row's per_row best (indices, values).
-    """
-    batch, n = x.shape
-    per_row = min(per_row, n)
-    if per_row < n and total <= batch * per_row:
-        if candidates is None:
-            candidates = topk_indices(x, per_row)
-            values = x.gather(1, candidates)
-        else:
-            candidates, values = candidates
-        keep = values.flatten().topk(total, sorted=False)
-        if bool((values.amin(dim=1) < keep.values.min()).all()):
-            return keep.indices // per_row, candidates.flatten()[keep.indices]
-    keep = x.flatten().topk(total, sorted=False).indices
-    return keep // n, keep % n
+
+def batch_topk_pairs(x: Tensor, total: int, per_row: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(rows, cols, values) of the `total` largest entries of x, from each row's `per_row` best where that
+    decides it (see `batch_topk_from_candidates`), else from the full matrix."""
+    if per_row < x.shape[1]:
+        candidates = topk_indices(x, per_row)
+        found = batch_topk_from_candidates(candidates, x.gather(1, candidates), total)
+        if found is not None:
+            return found
+    return batch_topk_dense(x, total)

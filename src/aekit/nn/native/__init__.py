@@ -26,8 +26,15 @@ import torch  # noqa: F401  (loads PyTorch's libgomp first, so the kernels share
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("kernels.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
+SOURCE = Path(__file__).with_name("kernels.c")  # a unity build: includes the other .c files of this directory
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11",
+         "-Werror=implicit-function-declaration")
+
+
+def _source_bytes() -> bytes:
+    """Every source file the build reads, in a fixed order (the cache key)."""
+    files = sorted(SOURCE.parent.glob("*.[ch]"))
+    return b"".join(f.name.encode() + b"\0" + f.read_bytes() for f in files)
 
 _P, _I64, _F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 _SIGNATURES = {
@@ -38,6 +45,9 @@ _SIGNATURES = {
     "aekit_decode_residual": ([_P, _P, _P, _P, _P, _I64, _I64, _I64, _P, _P, _P, _P], None),
     "aekit_nested_decode_residual": ([_P, _P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _P, _P, _P], ctypes.c_int),
     "aekit_sum_squares": ([_P, _I64], ctypes.c_double),
+    "aekit_bf16_rows": ([_P, _I64, _I64, _P, _P, _P, _P], None),
+    "aekit_screened_topk": ([_P, _P, _P, _P, _P, _P, _P, _P, _F32, _I64, _I64, _I64, _I64, _I64, _P, _P, _P],
+                            ctypes.c_int),
     "aekit_project_rows": ([_P, _P, _I64, _I64], None),
     "aekit_normalize_rows": ([_P, _I64, _I64, _F32], None),
 }
@@ -81,8 +91,8 @@ def _writable_cache() -> Path:
 
 
 def _build(compiler: str, flags: tuple[str, ...]) -> Path:
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join((compiler, *flags)).encode() + _cpu_signature().encode()).hexdigest()
+    fingerprint = _source_bytes() + " ".join((compiler, *flags)).encode() + _cpu_signature().encode()
+    key = hashlib.sha256(fingerprint).hexdigest()
     name = f"kernels-{key[:20]}.so"
     for directory in _cache_dirs():
         if (directory / name).exists():
@@ -221,3 +231,26 @@ def project_rows_(g: torch.Tensor, W: torch.Tensor) -> None:
 
 def normalize_rows_(W: torch.Tensor, eps: float = 1e-12) -> None:
     library().aekit_normalize_rows(_ptr(W), *W.shape, eps)
+
+
+def bf16_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(bfloat16(x) rounded to nearest even, and per row upper bounds of ||bf16(x)||, ||bf16(x) − x||, ||x||)."""
+    rows, d = x.shape
+    rounded = torch.empty(rows, d, dtype=torch.bfloat16)
+    norms = torch.empty(3, rows)
+    library().aekit_bf16_rows(_ptr(x), rows, d, _ptr(rounded), _ptr(norms[0]), _ptr(norms[1]), _ptr(norms[2]))
+    return rounded, norms[0], norms[1], norms[2]
+
+
+def screened_topk(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor,
+                  a: torch.Tensor, c: torch.Tensor, p: torch.Tensor, q: torch.Tensor, rel: float, k: int,
+                  cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(indices, values, redo): see aekit_screened_topk in screen.c."""
+    rows, n = approx.shape
+    idx = torch.empty(rows, k, dtype=torch.int64)
+    val = torch.empty(rows, k)
+    redo = torch.empty(rows, dtype=torch.bool)
+    if library().aekit_screened_topk(_ptr(approx), _ptr(bias), _ptr(x), _ptr(W), _ptr(a), _ptr(c), _ptr(p), _ptr(q),
+                                     rel, rows, n, x.shape[1], k, cap, _ptr(idx), _ptr(val), _ptr(redo)):
+        raise MemoryError("aekit native screened top-k could not allocate its buffers")
+    return idx, val, redo

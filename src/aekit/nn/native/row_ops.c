@@ -1,0 +1,50 @@
+/* ---- row-wise constraints of a unit-norm decoder ------------------------------------------------------------ */
+
+/* g[r] -= (g[r] · W[r]) W[r] for every row r (the gradient's component along the row removed). */
+void aekit_project_rows(float *g, const float *W, int64_t n, int64_t d) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        float *gr = g + r * d;
+        const float *wr = W + r * d;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t t = 0; t < d; t++) dot += gr[t] * wr[t];
+#pragma omp simd
+        for (int64_t t = 0; t < d; t++) gr[t] -= dot * wr[t];
+    }
+}
+
+/* W[r] /= max(||W[r]||, eps) for every row r. */
+void aekit_normalize_rows(float *W, int64_t n, int64_t d, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        float *wr = W + r * d;
+        float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+        for (int64_t t = 0; t < d; t++) ss += wr[t] * wr[t];
+        float norm = sqrtf(ss);
+        const float inv = 1.0f / (norm > eps ? norm : eps);
+#pragma omp simd
+        for (int64_t t = 0; t < d; t++) wr[t] *= inv;
+    }
+}
+
+/* Σ x[i]² in double precision, over fixed 16384-entry chunks summed in order: the same result for any thread
+ * count (the gradient norm that clipping compares with its limit). */
+double aekit_sum_squares(const float *x, int64_t n) {
+    const int64_t chunk = 16384, n_chunks = (n + chunk - 1) / chunk;
+    double *partial = malloc((size_t)(n_chunks > 0 ? n_chunks : 1) * sizeof(double));
+    if (!partial) return -1.0;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        const int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+        float s = 0.0f; /* 16384 float terms, vectorised; then promoted */
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = c * chunk; i < end; i++) s += x[i] * x[i];
+        partial[c] = s;
+    }
+    double total = 0.0;
+    for (int64_t c = 0; c < n_chunks; c++) total += partial[c];
+    free(partial);
+    return total;
+}

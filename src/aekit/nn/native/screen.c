@@ -1,0 +1,203 @@
+/* ---- exact top-k of pre-activations, screened through a bfloat16 product ----------------------------------
+ * The argument is in aekit/nn/screening.py. approx[b, i] is the product x̃_b · w̃_i of bfloat16-rounded rows,
+ * accumulated in float32 and rounded to bfloat16 (a fast AMX GEMM). For every entry
+ *     e[b, i] = a[b]·p[i] + c[b]·q[i] + rel·|approx[b, i]|
+ * bounds its distance from the exact x_b · w_i, so with s = approx + bias the exact pre-activation lies in
+ * [s − e, s + e] (the constants below add the float rounding of this arithmetic). With L the k-th largest
+ * lower bound of the row, k entries are certainly ≥ L, so an entry whose upper bound is below L cannot be in
+ * the top k. The rest (k and a few more) are recomputed exactly in float32 from x and W, and their top k kept.
+ */
+
+/* bfloat16 (round to nearest even, as the hardware converts) and back */
+static inline uint16_t float_to_bf16(float f) {
+    union { float f; uint32_t u; } v = {f};
+    const uint32_t rounded = (v.u + 0x7FFFu + ((v.u >> 16) & 1u)) >> 16;
+    return (uint16_t)((v.u & 0x7FFFFFFFu) > 0x7F800000u ? (v.u >> 16) | 0x0040u : rounded); /* NaN stays NaN */
+}
+
+static inline float bf16_to_float(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+
+/* An upper bound of sqrt(ss) for a float sum of d squares: the sum's rounding (at most γ_d relative, all terms
+ * non-negative) and the square root's are covered by the two factors. */
+static inline float norm_upper(float ss, int64_t d) { return sqrtf(ss * (1.0f + (float)(d + 2) * 0x1p-23f)) * (1.0f + 0x1p-22f); }
+
+/* dst = bfloat16(src) row by row, and per row (each output may be NULL) upper bounds of ||dst_row||,
+ * ||dst_row − src_row|| and ||src_row||. */
+void aekit_bf16_rows(const float *src, int64_t rows, int64_t d, uint16_t *dst, float *norm_rounded,
+                     float *norm_error, float *norm) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = src + r * d;
+        uint16_t *h = dst + r * d;
+        float s_rounded = 0.0f, s_error = 0.0f, s_src = 0.0f;
+#pragma omp simd reduction(+ : s_rounded, s_error, s_src)
+        for (int64_t t = 0; t < d; t++) {
+            const uint16_t b = float_to_bf16(x[t]);
+            const float back = bf16_to_float(b), err = back - x[t];
+            h[t] = b;
+            s_rounded += back * back;
+            s_error += err * err;
+            s_src += x[t] * x[t];
+        }
+        if (norm_rounded) norm_rounded[r] = norm_upper(s_rounded, d);
+        if (norm_error) norm_error[r] = norm_upper(s_error, d);
+        if (norm) norm[r] = norm_upper(s_src, d);
+    }
+}
+
+#define SCREEN_INFLATE (1.0f + 0x1p-16f) /* the bound's own float rounding (a few ulps) */
+#define SCREEN_SLACK_REL 0x1p-20f        /* rounding of s = approx + bias and of s ± e, relative to |s| */
+#define SCREEN_SLACK_ABS 1e-30f          /* denormal inputs the product may flush to zero */
+
+/* The bound for one row: upper[i] = s + e into `upper`, and the lower bounds s − e reduced to the maxima of G
+ * strided groups (entry i in group i mod G; G a multiple of 16) in group_max. Returns nonzero when approx holds an
+ * infinity or NaN. */
+static int screen_bounds(const uint16_t *approx, const float *bias, const float *p, const float *q, float a, float c,
+                         float rel, int64_t n, float *upper, float *group_max, int64_t G) {
+    int bad = 0;
+    int64_t i = 0, g = 0;
+    for (int64_t j = 0; j < G; j++) group_max[j] = -INFINITY;
+#ifdef __AVX512F__
+    const __m512 va = _mm512_set1_ps(a), vc = _mm512_set1_ps(c), vrel = _mm512_set1_ps(rel);
+    const __m512 inflate = _mm512_set1_ps(SCREEN_INFLATE), slack = _mm512_set1_ps(SCREEN_SLACK_REL);
+    const __m512 tiny = _mm512_set1_ps(SCREEN_SLACK_ABS);
+    const __m512i exponent = _mm512_set1_epi32(0x7F800000);
+    __mmask16 nonfinite = 0;
+    for (; i + 16 <= n; i += 16) {
+        _mm_prefetch((const char *)(approx + i + 2048), _MM_HINT_T0); /* 4 KB ahead: the row comes from memory */
+        const __m512i bits =
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(approx + i))), 16);
+        const __m512 o = _mm512_castsi512_ps(bits);
+        nonfinite |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(bits, exponent), exponent);
+        const __m512 s = bias ? _mm512_add_ps(o, _mm512_loadu_ps(bias + i)) : o;
+        __m512 e = _mm512_fmadd_ps(va, _mm512_loadu_ps(p + i), _mm512_mul_ps(vc, _mm512_loadu_ps(q + i)));
+        e = _mm512_add_ps(_mm512_fmadd_ps(vrel, _mm512_abs_ps(o), e), tiny);
+        e = _mm512_fmadd_ps(e, inflate, _mm512_mul_ps(slack, _mm512_abs_ps(s)));
+        _mm512_storeu_ps(upper + i, _mm512_add_ps(s, e));
+        _mm512_storeu_ps(group_max + g, _mm512_max_ps(_mm512_loadu_ps(group_max + g), _mm512_sub_ps(s, e)));
+        g = g + 16 == G ? 0 : g + 16;
+    }
+    bad = nonfinite != 0;
+#endif
+    for (; i < n; i++) {
+        const float o = bf16_to_float(approx[i]);
+        bad |= !isfinite(o);
+        const float s = o + (bias ? bias[i] : 0.0f);
+        const float e = (a * p[i] + c * q[i] + rel * fabsf(o) + SCREEN_SLACK_ABS) * SCREEN_INFLATE +
+                        SCREEN_SLACK_REL * fabsf(s);
+        upper[i] = s + e;
+        const float lower = s - e;
+        group_max[i % G] = lower > group_max[i % G] ? lower : group_max[i % G];
+    }
+    return bad;
+}
+
+/* Columns i with upper[i] ≥ cut into cols (room for cap + 16); their count, or −1 when more than cap. */
+static int64_t screen_candidates(const float *upper, int64_t n, float cut, int32_t *cols, int64_t cap) {
+    int64_t count = 0, i = 0;
+#ifdef __AVX512F__
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 vcut = _mm512_set1_ps(cut);
+    for (; i + 16 <= n; i += 16) {
+        const __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(upper + i), vcut, _CMP_GE_OQ);
+        if (!m) continue;
+        _mm512_storeu_si512(cols + count,
+                            _mm512_maskz_compress_epi32(m, _mm512_add_epi32(lane, _mm512_set1_epi32((int)i))));
+        count += __builtin_popcount(m);
+        if (count > cap) return -1;
+    }
+#endif
+    for (; i < n; i++)
+        if (upper[i] >= cut) {
+            if (count == cap) return -1;
+            cols[count++] = (int32_t)i;
+        }
+    return count;
+}
+
+/* The k-th largest of v[0..n) (1 ≤ k ≤ n, no NaN). AVX-512: bisection on the sortable keys, counting with
+ * vector compares; portable: quickselect through `ranked` (n slots). */
+static float kth_largest(const float *v, int64_t n, int64_t k, Candidate *ranked) {
+#ifdef __AVX512F__
+    (void)ranked;
+    uint32_t lo = 0xFFFFFFFFu, hi = 0; /* invariant: count(key ≥ lo) ≥ k, count(key > hi) < k */
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t key = float_key(v[i]);
+        lo = key < lo ? key : lo;
+        hi = key > hi ? key : hi;
+    }
+    while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo) / 2 + 1;
+        if (count_at_least(v, n, _mm512_set1_epi32((int)mid)) >= k) lo = mid;
+        else hi = mid - 1;
+    }
+    return key_to_float(lo);
+#else
+    for (int64_t i = 0; i < n; i++) {
+        ranked[i].key = float_key(v[i]);
+        ranked[i].index = i;
+    }
+    keep_largest(ranked, n, k);
+    int64_t smallest = 0;
+    for (int64_t i = 1; i < k; i++) smallest = ranked[i].key < ranked[smallest].key ? i : smallest;
+    return v[ranked[smallest].index];
+#endif
+}
+
+/* approx: (rows, n) bfloat16 bits; x: (rows, d) and W: (n, d) the exact float32 operands; bias: (n,) or NULL;
+ * a, c: (rows,) and p, q: (n,) the bound's norms; rel: the relative bound of approx's own rounding.
+ * idx, val: (rows, k), the exact top k of x·Wᵀ + bias per row (in no particular order). redo[b] = 1 marks a row
+ * left for the caller: a non-finite entry, or more than cap candidates. Requires k ≤ cap ≤ n < 2^31.
+ * Returns nonzero when a thread could not allocate its buffers. */
+int aekit_screened_topk(const uint16_t *approx, const float *bias, const float *x, const float *W, const float *a,
+                        const float *c, const float *p, const float *q, float rel, int64_t rows, int64_t n, int64_t d,
+                        int64_t k, int64_t cap, int64_t *idx, float *val, uint8_t *redo) {
+    /* G groups (a multiple of 16, ≥ 4k): the k-th largest group maximum is a cut only a little below the k-th
+     * largest lower bound, found from G values instead of n */
+    const int64_t G = ((4 * k > 256 ? 4 * k : 256) + 15) / 16 * 16;
+    const int64_t slots = cap > G ? cap : G;
+    size_t stride;
+    char *scratch = thread_scratch((size_t)(n + G) * sizeof(float)                               /* upper, maxima */
+                                       + (size_t)(cap + 16) * (sizeof(int32_t) + sizeof(float)) /* candidates */
+                                       + (size_t)cap * sizeof(const float *) + (size_t)slots * sizeof(Candidate),
+                                   &stride);
+    if (!scratch) return 1;
+#pragma omp parallel
+    {
+        float *upper = (float *)(scratch + stride * (size_t)omp_get_thread_num());
+        float *group_max = upper + n;
+        int32_t *cand_cols = (int32_t *)(group_max + G);
+        float *cand_vals = (float *)(cand_cols + cap + 16);
+        const float **srcs = (const float **)(cand_vals + cap + 16);
+        Candidate *ranked = (Candidate *)(srcs + cap);
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t b = 0; b < rows; b++) {
+            redo[b] = 1;
+            if (screen_bounds(approx + b * n, bias, p, q, a[b], c[b], rel, n, upper, group_max, G)) continue;
+            /* k groups hold a lower bound ≥ cut, so k entries are certainly ≥ cut */
+            const float cut = kth_largest(group_max, G, k, ranked);
+            if (!isfinite(cut)) continue;
+            const int64_t count = screen_candidates(upper, n, cut, cand_cols, cap);
+            if (count < k) continue; /* over cap (or a NaN bound): the caller computes the row exactly */
+            for (int64_t j = 0; j < count; j++) srcs[j] = W + (int64_t)cand_cols[j] * d;
+            dots_with_row(x + b * d, d, count, srcs, cand_vals);
+            for (int64_t j = 0; j < count; j++) {
+                const float v = cand_vals[j] + (bias ? bias[cand_cols[j]] : 0.0f);
+                ranked[j].key = float_key(v);
+                ranked[j].index = j;
+                cand_vals[j] = v;
+            }
+            if (count > k) keep_largest(ranked, count, k);
+            for (int64_t j = 0; j < k; j++) {
+                idx[b * k + j] = cand_cols[ranked[j].index];
+                val[b * k + j] = cand_vals[ranked[j].index];
+            }
+            redo[b] = 0;
+        }
+    }
+    free(scratch);
+    return 0;
+}

@@ -1,0 +1,82 @@
+"""An SAE encoder's no-grad pre-activations x_c·W_encᵀ + b_enc for one batch, computed as a bottleneck needs them.
+
+A sparse bottleneck rarely needs the whole (batch × n_latents) matrix: TopK needs each row's k largest entries,
+BatchTopK each row's best candidates, AuxK the dead latents' columns. Asking this object for exactly that lets
+each request take its cheapest exact route:
+- `row_topk(m)`: each row's m largest entries and their values. Screened through a bfloat16 product where that
+  pays (`aekit.nn.screening`, exact), else the float32 product and a top-k that adds the bias on the way;
+- `dense()`: the whole float32 matrix (computed once, then shared by later requests);
+- `columns(cols)`: the entries of some latents only, from the dense matrix if it exists, else a product with
+  just those rows of W_enc.
+In training the model passes a workspace dict whose (batch × n_latents) buffers are reused from step to step:
+a fresh 64 MB output per step costs about a quarter of the product in page faults.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import native, screening
+from .codes import at_least_float32
+from .topk import topk_indices
+
+
+class EncoderPreactivations:
+    def __init__(self, x: Tensor, W: Tensor, bias: Tensor, workspace: dict[str, Tensor] | None = None):
+        self.x, self.W, self.bias = x, W, bias
+        self.rows, self.n_columns = x.shape[0], W.shape[0]
+        self._workspace = workspace
+        self._product: Tensor | None = None  # x·Wᵀ, without the bias until `_biased`
+        self._biased = False
+
+    # --- requests --------------------------------------------------------------------------------------------
+    def row_topk(self, m: int) -> tuple[Tensor, Tensor]:
+        """(indices, values), each (rows, m): every row's m largest pre-activations, in no particular order."""
+        if self._product is None and screening.applies(self.x, self.W, m):
+            approx = self._buffer("screen", torch.bfloat16)
+            return screening.screened_topk(self.x, self.W, self.bias, m, approx_out=approx)
+        if not self._biased and m <= self.n_columns:
+            product = self._unbiased_product()
+            if native.usable(None, product, self.bias):
+                self._biased = True  # the native top-k adds the bias in place while it reads each row
+                return native.bias_topk_(product, self.bias, m)
+        dense = self.dense()
+        indices = topk_indices(dense, m)
+        return indices, dense.gather(1, indices)
+
+    def dense(self) -> Tensor:
+        """The (rows, n_columns) pre-activations, float32 or wider."""
+        product = self._unbiased_product()
+        if not self._biased:
+            product.add_(self.bias)
+            self._biased = True
+        return product
+
+    def columns(self, cols: Tensor) -> Tensor:
+        """The (rows, len(cols)) pre-activations of the latents `cols`."""
+        if self._product is not None:
+            dense = self.dense()
+            return dense if len(cols) == self.n_columns else dense.index_select(1, cols)
+        return at_least_float32(F.linear(self.x, self.W[cols], self.bias[cols]))
+
+    # --- the float32 product ---------------------------------------------------------------------------------
+    def _unbiased_product(self) -> Tensor:
+        if self._product is None:
+            x, W = self.x, self.W
+            if self._workspace is None or torch.is_autocast_enabled(x.device.type) or x.dtype != W.dtype:
+                self._product = at_least_float32(F.linear(x, W))
+            else:
+                self._product = torch.mm(x, W.t(), out=self._buffer("dense", x.dtype))
+        return self._product
+
+    def _buffer(self, name: str, dtype: torch.dtype) -> Tensor | None:
+        """A (rows, n_columns) buffer kept in the workspace across calls (None without a workspace: allocate)."""
+        if self._workspace is None:
+            return None
+        shape = (self.rows, self.n_columns)
+        buffer = self._workspace.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype or buffer.device != self.x.device:
+            buffer = self._workspace[name] = torch.empty(shape, dtype=dtype, device=self.x.device)
+        return buffer
