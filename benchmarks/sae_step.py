@@ -34,7 +34,8 @@ import torch
 
 from aekit import SAEConfig, SparseAutoencoder
 from aekit.data import ArraySource
-from aekit.nn.bottlenecks import BOTTLENECKS
+from aekit.nn import screening
+from aekit.nn.bottlenecks import BOTTLENECKS, Bottleneck
 from aekit.train import TrainConfig, Trainer
 
 SIZES = {
@@ -91,9 +92,11 @@ def _fixed_dead_mask(n: int, fraction: float, device: torch.device) -> torch.Ten
 
 
 # --- aekit ------------------------------------------------------------------------------------------------
-def aekit_case(arch: str, s: dict, data: torch.Tensor, args, device: torch.device) -> Case:
+def aekit_case(arch: str, s: dict, data: torch.Tensor, args, device: torch.device, screen: bool = True) -> Case:
     """One `Trainer.train_step` (src/aekit/train/trainer.py): the body of `Trainer.fit` for one batch, with the
-    Trainer's own optimizer, clipping and defaults."""
+    Trainer's own optimizer, clipping and defaults. `screen=False` turns the bfloat16 screen of the encoder
+    product off (aekit.nn.screening): the float32 product then decides the selection, as on CPUs without
+    bfloat16 matrix units."""
     model = SparseAutoencoder(SAEConfig(d_in=s["d_in"], n_latents=s["n_latents"], architecture=arch, k=s["k"]),
                               seed=0)
     cfg = TrainConfig(batch_size=s["batch"], lr=LR, seed=0, device=str(device), progress=False,
@@ -107,11 +110,25 @@ def aekit_case(arch: str, s: dict, data: torch.Tensor, args, device: torch.devic
     model.train()
 
     def step(x: torch.Tensor) -> None:
-        trainer.train_step(x, LR)
+        mode = screening.MODE
+        screening.MODE = screening.MODE if screen else "never"
+        try:
+            trainer.train_step(x, LR)
+        finally:
+            screening.MODE = mode
 
     fused = trainer.optimizer.defaults.get("fused")
     note = f"Trainer.train_step, Adam fused={bool(fused)}, grad clip {cfg.grad_clip}"
-    return Case(f"aekit {arch}", "aekit", step, note)
+    if screen and _screens(model, s, device):
+        note += ", bfloat16 screen of the encoder product"
+    return Case(f"aekit {arch}" + ("" if screen else ", no screen"), "aekit", step, note)
+
+
+def _screens(model: SparseAutoencoder, s: dict, device: torch.device) -> bool:
+    """Whether this model's selection asks for row top-k that the bfloat16 screen serves at these sizes."""
+    asks_row_topk = type(model.bottleneck).select_from is not Bottleneck.select_from
+    probe = torch.zeros(1, s["d_in"], device=device)
+    return asks_row_topk and screening.applies(probe, model.W_enc.detach().to(device), s["k"])
 
 
 # --- anchors ----------------------------------------------------------------------------------------------
@@ -231,6 +248,8 @@ def run(args) -> dict:
     for arch in args.arch or sorted(BOTTLENECKS):
         try:
             cases.append(aekit_case(arch, s, data, args, device))
+            if "bfloat16 screen" in cases[-1].note:  # the same step with the float32 product deciding
+                cases.append(aekit_case(arch, s, data, args, device, screen=False))
         except Exception as e:  # a registry entry that cannot be built with these settings is reported, not fatal
             errors[f"aekit {arch}"] = f"{type(e).__name__}: {e}"
     skipped = []
@@ -270,6 +289,7 @@ def run(args) -> dict:
         "warmup": args.warmup,
         "dead_fraction": args.dead_fraction,
         "threads": torch.get_num_threads(),
+        "bfloat16_hardware": screening.bfloat16_hardware(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.processor() or platform.machine(),
@@ -291,6 +311,9 @@ def print_table(result: dict) -> None:
     for row in result["rows"]:
         speedup = f"{row['aekit_topk_speedup']:.2f}×" if "aekit_topk_speedup" in row else ""
         print(f"{row['name']:<30}{row['ms_per_step']:>10.1f}{row['ratio_to_matmul']:>10.2f}{speedup:>22}")
+    if any("bfloat16 screen" in row["note"] for row in result["rows"]):
+        print("(screen: the exact top-k screened through a bfloat16 product, aekit.nn.screening; 'no screen': the"
+              " float32 product decides, as on CPUs without bfloat16 matrix units)")
     for name, err in result["errors"].items():
         print(f"{name}: failed: {err}")
     for line in result["skipped"]:
