@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aekit.nn import sparse_ops
+from aekit.nn import native, screening, sparse_ops
 from aekit.nn.sparse_ops import gather_dot, scatter_outer, sparse_decode, sparse_encode, weighted_row_sum
 from aekit.nn.topk import group_size, topk_indices
 from aekit.train.optim import make_optimizer
@@ -239,11 +239,14 @@ def test_sae_step_benchmark_quick_smoke_run(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sae_step_bench", bench)  # dataclasses look their module up
     spec.loader.exec_module(bench)
     out = tmp_path / "sae_step.json"
-    assert bench.main(["--quick", "--repeats", "1", "--warmup", "0", "--no-anchors", "--arch", "topk",
-                       "--arch", "relu", "--out", str(out)]) == 0
-    result = json.loads(out.read_text())
-    names = [row["name"] for row in result["rows"]]
-    assert names == ["dense matmul", "dense matmul, new output", "aekit topk", "aekit relu"]
+    for mode in ("always", "never"):  # with the bfloat16 screen the TopK step is also timed without it
+        monkeypatch.setattr(screening, "MODE", mode)
+        assert bench.main(["--quick", "--repeats", "1", "--warmup", "0", "--no-anchors", "--arch", "topk",
+                           "--arch", "relu", "--out", str(out)]) == 0
+        result = json.loads(out.read_text())
+        names = [row["name"] for row in result["rows"]]
+        topk = ["aekit topk", "aekit topk, no screen"] if mode == "always" and native.library() else ["aekit topk"]
+        assert names == ["dense matmul", "dense matmul, new output", *topk, "aekit relu"]
     assert all(row["ms_per_step"] > 0 for row in result["rows"]) and not result["errors"]
 
 
