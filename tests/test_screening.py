@@ -155,3 +155,25 @@ def test_auto_mode_uses_the_screen_only_where_it_pays(monkeypatch):
     monkeypatch.setattr(screening, "MODE", "never")
     monkeypatch.setattr(screening, "bfloat16_hardware", lambda: True)
     assert not screening.applies(big_x, big_W, 32)
+
+
+def test_training_pauses_the_screen_after_a_batch_where_it_did_not_pay(build, monkeypatch):
+    """Rows whose bounds admit too many survivors go to the float32 path; when that is most of a batch, the next
+    SCREEN_PAUSE batches of the same model skip the screen (and still get the exact answer)."""
+    from aekit.nn import preactivations
+
+    g = torch.Generator().manual_seed(6)
+    d, n, k = 128, 1024, 8
+    W = torch.randn(n // 512, d, generator=g).repeat_interleave(512, 0) + 1e-4 * torch.randn(n, d, generator=g)
+    x, bias = torch.randn(32, d, generator=g), torch.zeros(n)
+    calls = []
+    original = screening.screened_topk
+    monkeypatch.setattr(screening, "screened_topk", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    monkeypatch.setattr(preactivations, "SCREEN_PAUSE", 3)
+    workspace = {}
+    for _ in range(5):
+        idx, val = EncoderPreactivations(x, W, bias, workspace).row_topk(k)
+        _check_exact_topk(x, W, bias, k, idx, val)
+    assert len(calls) == 2  # screened, paused three batches, screened again
+    EncoderPreactivations(x, W, bias).row_topk(k)  # evaluation (no workspace) never pauses
+    assert len(calls) == 3

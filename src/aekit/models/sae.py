@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +117,7 @@ class SparseAutoencoder(Autoencoder):
         self.register_buffer("input_scale", torch.ones(()))
         self.register_buffer("target_scale", torch.ones(()))  # equals input_scale unless a transcoder
         self.bottleneck = make_bottleneck(config)
-        self._workspace: dict[str, Tensor] = {}  # training's reused (batch, n_latents) buffers
+        self._workspace: dict[str, Any] = {}  # training: reused (batch, n_latents) buffers, screen state
 
     # --- encode / decode in normalised units --------------------------------------------------------
     def _encoder_input(self, x_n: Tensor) -> Tensor:

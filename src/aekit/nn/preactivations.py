@@ -8,11 +8,15 @@ each request take its cheapest exact route:
 - `dense()`: the whole float32 matrix (computed once, then shared by later requests);
 - `columns(cols)`: the entries of some latents only, from the dense matrix if it exists, else a product with
   just those rows of W_enc.
-In training the model passes a workspace dict whose (batch × n_latents) buffers are reused from step to step:
-a fresh 64 MB output per step costs about a quarter of the product in page faults.
+In training the model passes a workspace dict whose (batch × n_latents) buffers are reused from step to step
+(a fresh 64 MB output per step costs about a quarter of the product in page faults), and which remembers when
+the screen stopped paying: if more than half of a batch's rows needed the float32 path (activations whose
+error bound is wide next to the spread of their pre-activations), the next SCREEN_PAUSE batches skip the screen.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +26,11 @@ from . import native, screening
 from .codes import at_least_float32
 from .topk import topk_indices
 
+SCREEN_PAUSE = 100  # batches that skip the screen after one where it did not pay
+
 
 class EncoderPreactivations:
-    def __init__(self, x: Tensor, W: Tensor, bias: Tensor, workspace: dict[str, Tensor] | None = None):
+    def __init__(self, x: Tensor, W: Tensor, bias: Tensor, workspace: dict[str, Any] | None = None):
         self.x, self.W, self.bias = x, W, bias
         self.rows, self.n_columns = x.shape[0], W.shape[0]
         self._workspace = workspace
@@ -34,9 +40,13 @@ class EncoderPreactivations:
     # --- requests --------------------------------------------------------------------------------------------
     def row_topk(self, m: int) -> tuple[Tensor, Tensor]:
         """(indices, values), each (rows, m): every row's m largest pre-activations, in no particular order."""
-        if self._product is None and screening.applies(self.x, self.W, m):
-            approx = self._buffer("screen", torch.bfloat16)
-            return screening.screened_topk(self.x, self.W, self.bias, m, approx_out=approx)
+        if self._product is None and screening.applies(self.x, self.W, m) and not self._screen_paused():
+            stats: dict[str, float] = {}
+            found = screening.screened_topk(self.x, self.W, self.bias, m, self._buffer("screen", torch.bfloat16),
+                                            stats)
+            if self._workspace is not None and stats["redo_fraction"] > 0.5:
+                self._workspace["screen_pause"] = SCREEN_PAUSE
+            return found
         if not self._biased and m <= self.n_columns:
             product = self._unbiased_product()
             if native.usable(None, product, self.bias):
@@ -60,6 +70,12 @@ class EncoderPreactivations:
             dense = self.dense()
             return dense if len(cols) == self.n_columns else dense.index_select(1, cols)
         return at_least_float32(F.linear(self.x, self.W[cols], self.bias[cols]))
+
+    def _screen_paused(self) -> bool:
+        left = self._workspace.get("screen_pause", 0) if self._workspace is not None else 0
+        if left:
+            self._workspace["screen_pause"] = left - 1
+        return left > 0
 
     # --- the float32 product ---------------------------------------------------------------------------------
     def _unbiased_product(self) -> Tensor:

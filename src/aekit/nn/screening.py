@@ -67,17 +67,20 @@ def _candidate_cap(k: int, n: int) -> int:
     return min(n, max(4 * k, k + 256))
 
 
-def screened_topk(x: Tensor, W: Tensor, bias: Tensor | None, k: int,
-                  approx_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def screened_topk(x: Tensor, W: Tensor, bias: Tensor | None, k: int, approx_out: Tensor | None = None,
+                  stats: dict[str, float] | None = None) -> tuple[Tensor, Tensor]:
     """(indices, values), each (rows, k): the k largest entries of each row of x·Wᵀ + bias, in no particular
     order, computed as the module docstring describes. x (rows, d), W (n, d), bias (n,): contiguous float32 CPU
-    tensors. `approx_out`, a (rows, n) bfloat16 buffer for the screening product, may be reused across calls."""
+    tensors. `approx_out`, a (rows, n) bfloat16 buffer for the screening product, may be reused across calls.
+    `stats`, if given, receives "redo_fraction": the share of rows the float32 path had to compute."""
     n, d = W.shape
     x_rounded, x_norm_rounded, x_norm_error, _ = native.bf16_rows(x)
     W_rounded, w_norm_rounded, w_norm_error, w_norm = native.bf16_rows(W)
     bias = None if bias is None else bias.detach().contiguous()
     if not all(torch.isfinite(t).all() for t in (x_norm_rounded, w_norm_rounded, w_norm)
                + (() if bias is None else (bias,))):
+        if stats is not None:
+            stats["redo_fraction"] = 1.0
         return _dense_topk(x, W, bias, k)  # inf/NaN inputs: the bound means nothing, take the exact path
     gamma = (d + 2) * 2.0**-24
     p = w_norm_error + gamma * w_norm_rounded
@@ -85,9 +88,11 @@ def screened_topk(x: Tensor, W: Tensor, bias: Tensor | None, k: int,
     rel = UNIT_ROUNDOFF / (1 - UNIT_ROUNDOFF)
     idx, val, redo = native.screened_topk(approx, bias, x, W, x_norm_rounded, x_norm_error, p, w_norm, rel, k,
                                           _candidate_cap(k, n))
-    if bool(redo.any()):
-        rows = redo.nonzero().squeeze(1)
+    rows = redo.nonzero().squeeze(1)
+    if len(rows):
         idx[rows], val[rows] = _dense_topk(x[rows].contiguous(), W, bias, k)
+    if stats is not None:
+        stats["redo_fraction"] = len(rows) / max(len(x), 1)
     return idx, val
 
 
