@@ -177,3 +177,28 @@ def test_training_pauses_the_screen_after_a_batch_where_it_did_not_pay(build, mo
     assert len(calls) == 2  # screened, paused three batches, screened again
     EncoderPreactivations(x, W, bias).row_topk(k)  # evaluation (no workspace) never pauses
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("case", ["plain", "one_row_dominates", "crowded"])
+def test_screened_batch_topk_is_the_exact_batch_topk(build, case):
+    """BatchTopK's batch-wide selection: the `total` largest entries of the whole matrix, also when one row holds
+    most of them, and when near-duplicate latents overflow the screen and send rows to the float32 path."""
+    g = torch.Generator().manual_seed(7)
+    d, n, rows, total = 96, 1536, 48, 48 * 6
+    W = torch.randn(n, d, generator=g)
+    x, bias = torch.randn(rows, d, generator=g), torch.randn(n, generator=g) * 0.1
+    if case == "crowded":
+        W[:600] = 3 * W[0] + 1e-4 * torch.randn(600, d, generator=g)  # 600 large near-copies of one latent
+    if case == "one_row_dominates":
+        x[5] *= 4.0
+    stats = {}
+    r, c, v = screening.screened_batch_topk(x, W, bias, total, stats=stats)
+    if case == "crowded":
+        assert stats["redo_fraction"] > 0
+    if case == "plain":
+        assert stats["redo_fraction"] == 0
+    exact = x.double() @ W.double().t() + bias.double()
+    assert len(set(zip(r.tolist(), c.tolist(), strict=True))) == total
+    torch.testing.assert_close(v.double(), exact[r, c], rtol=2e-6, atol=1e-5)
+    best = exact.flatten().topk(total).values
+    torch.testing.assert_close(exact[r, c].sort(descending=True).values, best, rtol=2e-6, atol=1e-5)

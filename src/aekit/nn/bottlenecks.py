@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .codes import Codes, at_least_float32
 from .sparse_ops import sparse_decode_squared_error, sparse_nested_squared_errors
 from .ste import jump_relu, step
-from .topk import batch_topk_dense, batch_topk_from_candidates, batch_topk_pairs, topk_indices
+from .topk import batch_topk_pairs, topk_indices
 
 if TYPE_CHECKING:
     from ..models.sae import SAEConfig
@@ -194,12 +194,7 @@ class BatchTopK(Bottleneck):
     def select_from(self, pre: EncoderPreactivations) -> tuple[Selection, Tensor]:
         if not self.training and self.threshold >= 0:
             return super().select_from(pre)  # a row's code depends on its own pre-activations only
-        total = self._total((pre.rows, pre.n_columns))
-        found = None
-        if self.per_row < pre.n_columns:  # each row's best candidates, exact (screened where that pays)
-            found = batch_topk_from_candidates(*pre.row_topk(self.per_row), total)
-        if found is None:
-            found = batch_topk_dense(pre.dense(), total)
+        found = pre.batch_topk(self._total((pre.rows, pre.n_columns)), self.per_row)  # exact on every route
         selection = self._keep_positive(*found, pre.rows)
         return selection, selection.values
 

@@ -5,6 +5,7 @@ BatchTopK each row's best candidates, AuxK the dead latents' columns. Asking thi
 each request take its cheapest exact route:
 - `row_topk(m)`: each row's m largest entries and their values. Screened through a bfloat16 product where that
   pays (`aekit.nn.screening`, exact), else the float32 product and a top-k that adds the bias on the way;
+- `batch_topk(total, per_row)`: the whole batch's `total` largest entries (BatchTopK), screened the same way;
 - `dense()`: the whole float32 matrix (computed once, then shared by later requests);
 - `columns(cols)`: the entries of some latents only, from the dense matrix if it exists, else a product with
   just those rows of W_enc.
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from . import native, screening
 from .codes import at_least_float32
-from .topk import topk_indices
+from .topk import batch_topk_dense, batch_topk_from_candidates, topk_indices
 
 SCREEN_PAUSE = 100  # batches that skip the screen after one where it did not pay
 
@@ -44,8 +45,7 @@ class EncoderPreactivations:
             stats: dict[str, float] = {}
             found = screening.screened_topk(self.x, self.W, self.bias, m, self._buffer("screen", torch.bfloat16),
                                             stats)
-            if self._workspace is not None and stats["redo_fraction"] > 0.5:
-                self._workspace["screen_pause"] = SCREEN_PAUSE
+            self._note_screen(stats)
             return found
         if not self._biased and m <= self.n_columns:
             product = self._unbiased_product()
@@ -55,6 +55,22 @@ class EncoderPreactivations:
         dense = self.dense()
         indices = topk_indices(dense, m)
         return indices, dense.gather(1, indices)
+
+    def batch_topk(self, total: int, per_row: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(rows, cols, values) of the `total` largest pre-activations of the whole batch (BatchTopK): screened
+        where that pays, else from each row's `per_row` best where those decide it, else from the dense matrix."""
+        per_row_mean = -(-total // self.rows)
+        if self._product is None and screening.applies(self.x, self.W, per_row_mean) and not self._screen_paused():
+            stats: dict[str, float] = {}
+            found = screening.screened_batch_topk(self.x, self.W, self.bias, total,
+                                                  self._buffer("screen", torch.bfloat16), stats)
+            self._note_screen(stats)
+            return found
+        if per_row < self.n_columns:
+            found = batch_topk_from_candidates(*self.row_topk(per_row), total)
+            if found is not None:
+                return found
+        return batch_topk_dense(self.dense(), total)
 
     def dense(self) -> Tensor:
         """The (rows, n_columns) pre-activations, float32 or wider."""
@@ -70,6 +86,10 @@ class EncoderPreactivations:
             dense = self.dense()
             return dense if len(cols) == self.n_columns else dense.index_select(1, cols)
         return at_least_float32(F.linear(self.x, self.W[cols], self.bias[cols]))
+
+    def _note_screen(self, stats: dict[str, float]) -> None:
+        if self._workspace is not None and stats["redo_fraction"] > 0.5:
+            self._workspace["screen_pause"] = SCREEN_PAUSE
 
     def _screen_paused(self) -> bool:
         left = self._workspace.get("screen_pause", 0) if self._workspace is not None else 0

@@ -24,7 +24,9 @@ wherever the native kernels run (correct on any CPU; slow without bfloat16 hardw
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -32,6 +34,7 @@ import torch
 from torch import Tensor
 
 from . import native
+from .topk import batch_topk_dense
 
 UNIT_ROUNDOFF = 2.0**-8  # bfloat16 keeps 8 significant bits
 MIN_D, MIN_LATENTS, MIN_SPARSITY = 64, 2048, 32  # measured: below these the float32 path is as fast
@@ -67,33 +70,96 @@ def _candidate_cap(k: int, n: int) -> int:
     return min(n, max(4 * k, k + 256))
 
 
+@dataclass
+class _Screen:
+    """The bfloat16 product of one batch and the norms its error bound needs (see the module docstring)."""
+
+    approx: Tensor  # (rows, n) bfloat16
+    bias: Tensor | None
+    x_norm_rounded: Tensor  # ||x̃_b||
+    x_norm_error: Tensor  # ||x̃_b − x_b||
+    w_term: Tensor  # ||w̃_i − w_i|| + γ_d·||w̃_i||
+    w_norm: Tensor  # ||w_i||
+    rel: float = UNIT_ROUNDOFF / (1 - UNIT_ROUNDOFF)  # the output's own bfloat16 rounding
+
+    def bound_args(self) -> tuple:
+        return (self.x_norm_rounded, self.x_norm_error, self.w_term, self.w_norm, self.rel)
+
+
+def _screen(x: Tensor, W: Tensor, bias: Tensor | None, approx_out: Tensor | None) -> _Screen | None:
+    """The product and the norms, or None when an input is not finite (the bound then means nothing)."""
+    d = W.shape[1]
+    x_rounded, x_norm_rounded, x_norm_error, _ = native.bf16_rows(x)
+    W_rounded, w_norm_rounded, w_norm_error, w_norm = native.bf16_rows(W)
+    bias = None if bias is None else bias.detach().contiguous()
+    if not all(torch.isfinite(t).all() for t in (x_norm_rounded, w_norm_rounded, w_norm)
+               + (() if bias is None else (bias,))):
+        return None
+    w_term = w_norm_error + (d + 2) * 2.0**-24 * w_norm_rounded
+    approx = torch.mm(x_rounded, W_rounded.t(), out=approx_out)
+    return _Screen(approx, bias, x_norm_rounded, x_norm_error, w_term, w_norm)
+
+
+def _report(stats: dict[str, float] | None, redone: int, rows: int) -> None:
+    if stats is not None:
+        stats["redo_fraction"] = redone / max(rows, 1)
+
+
 def screened_topk(x: Tensor, W: Tensor, bias: Tensor | None, k: int, approx_out: Tensor | None = None,
                   stats: dict[str, float] | None = None) -> tuple[Tensor, Tensor]:
     """(indices, values), each (rows, k): the k largest entries of each row of x·Wᵀ + bias, in no particular
     order, computed as the module docstring describes. x (rows, d), W (n, d), bias (n,): contiguous float32 CPU
     tensors. `approx_out`, a (rows, n) bfloat16 buffer for the screening product, may be reused across calls.
     `stats`, if given, receives "redo_fraction": the share of rows the float32 path had to compute."""
-    n, d = W.shape
-    x_rounded, x_norm_rounded, x_norm_error, _ = native.bf16_rows(x)
-    W_rounded, w_norm_rounded, w_norm_error, w_norm = native.bf16_rows(W)
-    bias = None if bias is None else bias.detach().contiguous()
-    if not all(torch.isfinite(t).all() for t in (x_norm_rounded, w_norm_rounded, w_norm)
-               + (() if bias is None else (bias,))):
-        if stats is not None:
-            stats["redo_fraction"] = 1.0
-        return _dense_topk(x, W, bias, k)  # inf/NaN inputs: the bound means nothing, take the exact path
-    gamma = (d + 2) * 2.0**-24
-    p = w_norm_error + gamma * w_norm_rounded
-    approx = torch.mm(x_rounded, W_rounded.t(), out=approx_out)
-    rel = UNIT_ROUNDOFF / (1 - UNIT_ROUNDOFF)
-    idx, val, redo = native.screened_topk(approx, bias, x, W, x_norm_rounded, x_norm_error, p, w_norm, rel, k,
-                                          _candidate_cap(k, n))
+    screen = _screen(x, W, bias, approx_out)
+    if screen is None:
+        _report(stats, len(x), len(x))
+        return _dense_topk(x, W, bias, k)
+    idx, val, redo = native.screened_topk(screen.approx, screen.bias, x, W, *screen.bound_args(), k,
+                                          _candidate_cap(k, W.shape[0]))
     rows = redo.nonzero().squeeze(1)
     if len(rows):
         idx[rows], val[rows] = _dense_topk(x[rows].contiguous(), W, bias, k)
-    if stats is not None:
-        stats["redo_fraction"] = len(rows) / max(len(x), 1)
+    _report(stats, len(rows), len(x))
     return idx, val
+
+
+def screened_batch_topk(x: Tensor, W: Tensor, bias: Tensor | None, total: int, approx_out: Tensor | None = None,
+                        stats: dict[str, float] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """(rows, cols, values) of the `total` largest entries of the whole matrix x·Wᵀ + bias (BatchTopK), exact.
+
+    The cut is the total-th largest of every row's G group maxima of lower bounds: `total` groups hold a lower
+    bound at least that large, so the batch's total-th largest entry is ≥ cut. Every entry whose exact value is
+    ≥ cut has its upper bound ≥ cut, so it survives and is recomputed exactly; the answer is the top `total` of
+    those. Rows with too many survivors are computed by the float32 path."""
+    rows, n = x.shape[0], W.shape[0]
+    per_row = -(-total // rows)
+    groups = -(-max(64, 4 * per_row) // 16) * 16
+    screen = _screen(x, W, bias, approx_out)
+    if screen is not None:
+        group_max, bad = native.screen_group_maxima(screen.approx, screen.bias, *screen.bound_args(), groups)
+        cut = float(group_max.view(-1).topk(total, sorted=False).values.min()) if not bool(bad.any()) else math.nan
+    if screen is None or not math.isfinite(cut):
+        _report(stats, rows, rows)
+        return batch_topk_dense(_dense(x, W, bias), total)
+    cap = _candidate_cap(4 * per_row, n)  # rows of a batch-wide top-k vary: room for four times the average
+    cols, vals, count = native.screened_above(screen.approx, screen.bias, x, W, *screen.bound_args(), cut, cap)
+    kept = torch.arange(cap) < count.unsqueeze(1)
+    found_rows = kept.nonzero()[:, 0]
+    found_cols, found_vals = cols[kept].long(), vals[kept]
+    redo = (count < 0).nonzero().squeeze(1)
+    if len(redo):  # those rows' entries ≥ cut, from their exact float32 rows
+        exact = _dense(x[redo].contiguous(), W, bias)
+        r, c = (exact >= cut).nonzero(as_tuple=True)
+        found_rows, found_cols = torch.cat([found_rows, redo[r]]), torch.cat([found_cols, c])
+        found_vals = torch.cat([found_vals, exact[r, c]])
+    _report(stats, len(redo), rows)
+    keep = found_vals.topk(total, sorted=False).indices  # at least `total` entries are ≥ cut (see above)
+    return found_rows[keep], found_cols[keep], found_vals[keep]
+
+
+def _dense(x: Tensor, W: Tensor, bias: Tensor | None) -> Tensor:
+    return torch.mm(x, W.t()) if bias is None else torch.addmm(bias, x, W.t())
 
 
 def _dense_topk(x: Tensor, W: Tensor, bias: Tensor | None, k: int) -> tuple[Tensor, Tensor]:

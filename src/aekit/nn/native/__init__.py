@@ -48,6 +48,9 @@ _SIGNATURES = {
     "aekit_bf16_rows": ([_P, _I64, _I64, _P, _P, _P, _P], None),
     "aekit_screened_topk": ([_P, _P, _P, _P, _P, _P, _P, _P, _F32, _I64, _I64, _I64, _I64, _I64, _P, _P, _P],
                             ctypes.c_int),
+    "aekit_screen_group_maxima": ([_P, _P, _P, _P, _P, _P, _F32, _I64, _I64, _I64, _P, _P], ctypes.c_int),
+    "aekit_screened_above": ([_P, _P, _P, _P, _P, _P, _P, _P, _F32, _I64, _I64, _I64, _F32, _I64, _P, _P, _P],
+                             ctypes.c_int),
     "aekit_project_rows": ([_P, _P, _I64, _I64], None),
     "aekit_normalize_rows": ([_P, _I64, _I64, _F32], None),
 }
@@ -254,3 +257,29 @@ def screened_topk(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tens
                                      rel, rows, n, x.shape[1], k, cap, _ptr(idx), _ptr(val), _ptr(redo)):
         raise MemoryError("aekit native screened top-k could not allocate its buffers")
     return idx, val, redo
+
+
+def screen_group_maxima(approx: torch.Tensor, bias: torch.Tensor | None, a: torch.Tensor, c: torch.Tensor,
+                        p: torch.Tensor, q: torch.Tensor, rel: float, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(group maxima (rows, groups) of each row's lower bounds, bad rows): see aekit_screen_group_maxima."""
+    rows, n = approx.shape
+    group_max = torch.empty(rows, groups)
+    bad = torch.empty(rows, dtype=torch.bool)
+    if library().aekit_screen_group_maxima(_ptr(approx), _ptr(bias), _ptr(a), _ptr(c), _ptr(p), _ptr(q), rel, rows,
+                                           n, groups, _ptr(group_max), _ptr(bad)):
+        raise MemoryError("aekit native screen could not allocate its buffers")
+    return group_max, bad
+
+
+def screened_above(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor,
+                   a: torch.Tensor, c: torch.Tensor, p: torch.Tensor, q: torch.Tensor, rel: float, cut: float,
+                   cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(cols (rows, cap) int32, values (rows, cap), count (rows,)): see aekit_screened_above."""
+    rows, n = approx.shape
+    cols = torch.empty(rows, cap, dtype=torch.int32)
+    vals = torch.empty(rows, cap)
+    count = torch.empty(rows, dtype=torch.int64)
+    if library().aekit_screened_above(_ptr(approx), _ptr(bias), _ptr(x), _ptr(W), _ptr(a), _ptr(c), _ptr(p), _ptr(q),
+                                      rel, rows, n, x.shape[1], cut, cap, _ptr(cols), _ptr(vals), _ptr(count)):
+        raise MemoryError("aekit native screen could not allocate its buffers")
+    return cols, vals, count

@@ -147,6 +147,41 @@ static float kth_largest(const float *v, int64_t n, int64_t k, Candidate *ranked
 #endif
 }
 
+/* A row's survivors recomputed exactly: vals[j] = x_row · W[cols[j]] + bias[cols[j]] (srcs: count slots). */
+static void rescore(const float *x_row, const float *W, const float *bias, const int32_t *cols, int64_t count,
+                    int64_t d, const float **srcs, float *vals) {
+    for (int64_t j = 0; j < count; j++) srcs[j] = W + (int64_t)cols[j] * d;
+    dots_with_row(x_row, d, count, srcs, vals);
+    if (bias)
+        for (int64_t j = 0; j < count; j++) vals[j] += bias[cols[j]];
+}
+
+/* Per-thread scratch of the screening kernels: a row's upper bounds and group maxima, its survivors (columns,
+ * exact values, row pointers) and the ranking slots. */
+typedef struct {
+    float *upper, *group_max, *vals;
+    int32_t *cols;
+    const float **srcs;
+    Candidate *ranked;
+} ScreenScratch;
+
+static size_t screen_scratch_bytes(int64_t n, int64_t G, int64_t cap) {
+    const int64_t slots = cap > G ? cap : G;
+    return (size_t)(n + G) * sizeof(float) + (size_t)(cap + 16) * (sizeof(int32_t) + sizeof(float)) +
+           (size_t)cap * sizeof(const float *) + (size_t)slots * sizeof(Candidate);
+}
+
+static ScreenScratch screen_scratch_at(char *base, int64_t n, int64_t G, int64_t cap) {
+    ScreenScratch s;
+    s.upper = (float *)base;
+    s.group_max = s.upper + n;
+    s.cols = (int32_t *)(s.group_max + G);
+    s.vals = (float *)(s.cols + cap + 16);
+    s.srcs = (const float **)(s.vals + cap + 16);
+    s.ranked = (Candidate *)(s.srcs + cap);
+    return s;
+}
+
 /* approx: (rows, n) bfloat16 bits; x: (rows, d) and W: (n, d) the exact float32 operands; bias: (n,) or NULL;
  * a, c: (rows,) and p, q: (n,) the bound's norms; rel: the relative bound of approx's own rounding.
  * idx, val: (rows, k), the exact top k of x·Wᵀ + bias per row (in no particular order). redo[b] = 1 marks a row
@@ -158,44 +193,96 @@ int aekit_screened_topk(const uint16_t *approx, const float *bias, const float *
     /* G groups (a multiple of 16, ≥ 4k): the k-th largest group maximum is a cut only a little below the k-th
      * largest lower bound, found from G values instead of n */
     const int64_t G = ((4 * k > 256 ? 4 * k : 256) + 15) / 16 * 16;
-    const int64_t slots = cap > G ? cap : G;
     size_t stride;
-    char *scratch = thread_scratch((size_t)(n + G) * sizeof(float)                               /* upper, maxima */
-                                       + (size_t)(cap + 16) * (sizeof(int32_t) + sizeof(float)) /* candidates */
-                                       + (size_t)cap * sizeof(const float *) + (size_t)slots * sizeof(Candidate),
-                                   &stride);
+    char *scratch = thread_scratch(screen_scratch_bytes(n, G, cap), &stride);
+    if (!scratch) return 1;
+#pragma omp parallel
+    {
+        ScreenScratch s = screen_scratch_at(scratch + stride * (size_t)omp_get_thread_num(), n, G, cap);
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t b = 0; b < rows; b++) {
+            redo[b] = 1;
+            if (screen_bounds(approx + b * n, bias, p, q, a[b], c[b], rel, n, s.upper, s.group_max, G)) continue;
+            /* k groups hold a lower bound ≥ cut, so k entries are certainly ≥ cut */
+            const float cut = kth_largest(s.group_max, G, k, s.ranked);
+            if (!isfinite(cut)) continue;
+            const int64_t count = screen_candidates(s.upper, n, cut, s.cols, cap);
+            if (count < k) continue; /* over cap (or a NaN bound): the caller computes the row exactly */
+            rescore(x + b * d, W, bias, s.cols, count, d, s.srcs, s.vals);
+            for (int64_t j = 0; j < count; j++) {
+                s.ranked[j].key = float_key(s.vals[j]);
+                s.ranked[j].index = j;
+            }
+            if (count > k) keep_largest(s.ranked, count, k);
+            for (int64_t j = 0; j < k; j++) {
+                idx[b * k + j] = s.cols[s.ranked[j].index];
+                val[b * k + j] = s.vals[s.ranked[j].index];
+            }
+            redo[b] = 0;
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+/* ---- the same screen for a batch-wide top-k (BatchTopK) ------------------------------------------------------
+ * First every row's G group maxima of its lower bounds (aekit_screen_group_maxima); the caller takes the
+ * total-th largest of them all as the cut: `total` groups hold a lower bound at least that large, so the batch's
+ * total-th largest pre-activation is ≥ cut. Then every entry whose exact value is ≥ cut (aekit_screened_above):
+ * its upper bound is ≥ cut too, so it survives the screen and is recomputed. Those entries include the batch's
+ * top `total`, which the caller picks from them.
+ */
+
+/* group_max: (rows, G), G a multiple of 16; bad[b] = 1 marks a row with a non-finite entry (its maxima are
+ * -inf). Returns nonzero when a thread could not allocate its buffer. */
+int aekit_screen_group_maxima(const uint16_t *approx, const float *bias, const float *a, const float *c,
+                              const float *p, const float *q, float rel, int64_t rows, int64_t n, int64_t G,
+                              float *group_max, uint8_t *bad) {
+    size_t stride;
+    char *scratch = thread_scratch((size_t)n * sizeof(float), &stride);
     if (!scratch) return 1;
 #pragma omp parallel
     {
         float *upper = (float *)(scratch + stride * (size_t)omp_get_thread_num());
-        float *group_max = upper + n;
-        int32_t *cand_cols = (int32_t *)(group_max + G);
-        float *cand_vals = (float *)(cand_cols + cap + 16);
-        const float **srcs = (const float **)(cand_vals + cap + 16);
-        Candidate *ranked = (Candidate *)(srcs + cap);
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < rows; b++) {
+            float *gm = group_max + b * G;
+            bad[b] = (uint8_t)screen_bounds(approx + b * n, bias, p, q, a[b], c[b], rel, n, upper, gm, G);
+            if (bad[b])
+                for (int64_t j = 0; j < G; j++) gm[j] = -INFINITY;
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+/* cols, vals: (rows, cap): each row's entries whose exact value is ≥ cut, count[b] of them, or count[b] = −1 for
+ * a row left to the caller (more than cap survivors, or a non-finite entry). Same operands as
+ * aekit_screened_topk. Returns nonzero when a thread could not allocate its buffers. */
+int aekit_screened_above(const uint16_t *approx, const float *bias, const float *x, const float *W, const float *a,
+                         const float *c, const float *p, const float *q, float rel, int64_t rows, int64_t n,
+                         int64_t d, float cut, int64_t cap, int32_t *cols, float *vals, int64_t *count) {
+    const int64_t G = 16; /* the group maxima are not needed here: the smallest legal scratch for them */
+    size_t stride;
+    char *scratch = thread_scratch(screen_scratch_bytes(n, G, cap), &stride);
+    if (!scratch) return 1;
+#pragma omp parallel
+    {
+        ScreenScratch s = screen_scratch_at(scratch + stride * (size_t)omp_get_thread_num(), n, G, cap);
 #pragma omp for schedule(dynamic, 16)
         for (int64_t b = 0; b < rows; b++) {
-            redo[b] = 1;
-            if (screen_bounds(approx + b * n, bias, p, q, a[b], c[b], rel, n, upper, group_max, G)) continue;
-            /* k groups hold a lower bound ≥ cut, so k entries are certainly ≥ cut */
-            const float cut = kth_largest(group_max, G, k, ranked);
-            if (!isfinite(cut)) continue;
-            const int64_t count = screen_candidates(upper, n, cut, cand_cols, cap);
-            if (count < k) continue; /* over cap (or a NaN bound): the caller computes the row exactly */
-            for (int64_t j = 0; j < count; j++) srcs[j] = W + (int64_t)cand_cols[j] * d;
-            dots_with_row(x + b * d, d, count, srcs, cand_vals);
-            for (int64_t j = 0; j < count; j++) {
-                const float v = cand_vals[j] + (bias ? bias[cand_cols[j]] : 0.0f);
-                ranked[j].key = float_key(v);
-                ranked[j].index = j;
-                cand_vals[j] = v;
-            }
-            if (count > k) keep_largest(ranked, count, k);
-            for (int64_t j = 0; j < k; j++) {
-                idx[b * k + j] = cand_cols[ranked[j].index];
-                val[b * k + j] = cand_vals[ranked[j].index];
-            }
-            redo[b] = 0;
+            count[b] = -1;
+            if (screen_bounds(approx + b * n, bias, p, q, a[b], c[b], rel, n, s.upper, s.group_max, G)) continue;
+            const int64_t found = screen_candidates(s.upper, n, cut, s.cols, cap);
+            if (found < 0) continue;
+            rescore(x + b * d, W, bias, s.cols, found, d, s.srcs, s.vals);
+            int64_t kept = 0;
+            for (int64_t j = 0; j < found; j++)
+                if (s.vals[j] >= cut) {
+                    cols[b * cap + kept] = s.cols[j];
+                    vals[b * cap + kept++] = s.vals[j];
+                }
+            count[b] = kept;
         }
     }
     free(scratch);
