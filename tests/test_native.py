@@ -235,3 +235,15 @@ def test_nested_squared_errors_match_the_prefix_reconstructions(build, monkeypat
     torch.testing.assert_close(y_hat, (dense @ W + b).detach(), rtol=0, atol=1e-5)
     for got, t in zip(grads, (values, W, b), strict=True):
         torch.testing.assert_close(got, t.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_group_by_value_is_a_stable_counting_sort(build):
+    g = torch.Generator().manual_seed(8)
+    idx = torch.randint(0, 300, (64, 9), generator=g)
+    start, entry = native.group_by_value(idx, 300)
+    flat = idx.reshape(-1)
+    assert torch.equal(entry, torch.sort(flat, stable=True).indices)
+    counts = torch.bincount(flat, minlength=300)
+    assert torch.equal(start, torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)]))
+    with pytest.raises(IndexError, match="out of range"):
+        native.group_by_value(torch.tensor([[0, 300]]), 300)

@@ -108,6 +108,20 @@ def _grouped_by_row(idx: Tensor, n_rows: int) -> tuple[Tensor, Tensor, Tensor]:
     return crow, batch_rows, order
 
 
+_last_native_grouping: tuple[Tensor, int, int, Tensor, Tensor] | None = None
+
+
+def _native_grouping(idx: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
+    """The native kernels' form of the same grouping: int64 (start, entry) from a counting sort (cached alike)."""
+    global _last_native_grouping
+    cached = _last_native_grouping
+    if cached is not None and cached[0] is idx and cached[1] == idx._version and cached[2] == n_rows:
+        return cached[3], cached[4]
+    start, entry = native.group_by_value(idx, n_rows)
+    _last_native_grouping = (idx, idx._version, n_rows, start, entry)
+    return start, entry
+
+
 def _csr_matmul(S: Tensor, dense: Tensor) -> Tensor:
     """S @ dense into a fresh row-major result (addmm with beta=0 writes it once, with no zero-fill pass)."""
     out = torch.empty(S.shape[0], dense.shape[1], dtype=dense.dtype, device=dense.device)
@@ -147,8 +161,8 @@ def weighted_row_sum(idx: Tensor, w: Tensor, W: Tensor) -> Tensor:
 def scatter_outer(idx: Tensor, w: Tensor, y: Tensor, n_rows: int, alpha: float = 1.0) -> Tensor:
     """Accumulate alpha · w[b, j] · y[b] into row idx[b, j] of an (n_rows, d) matrix."""
     if not _wide(idx, n_rows, _DENSE_BELOW["scatter_outer"]) and native.usable(idx, w, y):
-        crow, _, order = _grouped_by_row(idx, n_rows)
-        return native.scatter_outer(crow.long(), order, w, y, idx.shape[1], alpha)  # alpha folded into the weights
+        start, entry = _native_grouping(idx, n_rows)
+        return native.scatter_outer(start, entry, w, y, idx.shape[1], alpha)  # alpha folded into the weights
     out = _scatter_outer_unscaled(idx, w, y, n_rows)
     return out if alpha == 1.0 else out.mul_(alpha)
 
@@ -327,8 +341,8 @@ def _scatter_from_groups(idx: Tensor, w: Tensor, R: Tensor, latent_group: Tensor
     """Row r of the result: Σ_{(b, j): idx[b, j] = r} w[b, j] · R[latent_group[r], b]."""
     if (not _wide(idx, n_rows, _DENSE_BELOW["scatter_outer"]) and native.usable(idx, w, R)
             and native.usable(latent_group)):
-        crow, _, order = _grouped_by_row(idx, n_rows)
-        return native.scatter_outer(crow.long(), order, w, R.contiguous(), idx.shape[1], source=latent_group)
+        start, entry = _native_grouping(idx, n_rows)
+        return native.scatter_outer(start, entry, w, R.contiguous(), idx.shape[1], source=latent_group)
     entry_group = latent_group[idx]
     return sum(_scatter_outer_unscaled(idx, w * (entry_group == g), R[g].contiguous(), n_rows)
                for g in range(R.shape[0]))

@@ -45,6 +45,7 @@ _SIGNATURES = {
     "aekit_decode_residual": ([_P, _P, _P, _P, _P, _I64, _I64, _I64, _P, _P, _P, _P], None),
     "aekit_nested_decode_residual": ([_P, _P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _P, _P, _P], ctypes.c_int),
     "aekit_sum_squares": ([_P, _I64], ctypes.c_double),
+    "aekit_group_by_value": ([_P, _I64, _I64, _P, _P], ctypes.c_int),
     "aekit_bf16_rows": ([_P, _I64, _I64, _P, _P, _P, _P], None),
     "aekit_screened_topk": ([_P, _P, _P, _P, _P, _P, _P, _P, _F32, _I64, _I64, _I64, _I64, _I64, _P, _P, _P],
                             ctypes.c_int),
@@ -283,3 +284,16 @@ def screened_above(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Ten
                                       rel, rows, n, x.shape[1], cut, cap, _ptr(cols), _ptr(vals), _ptr(count)):
         raise MemoryError("aekit native screen could not allocate its buffers")
     return cols, vals, count
+
+
+def group_by_value(idx: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(start (n + 1,), entry (idx.numel(),)), int64: the flat positions of idx grouped by value, stably (a counting
+    sort); the positions holding value r are entry[start[r]:start[r + 1]]."""
+    start = torch.empty(n + 1, dtype=torch.int64)
+    entry = torch.empty(idx.numel(), dtype=torch.int64)
+    status = library().aekit_group_by_value(_ptr(idx), idx.numel(), n, _ptr(start), _ptr(entry))
+    if status == 1:
+        raise IndexError(f"latent index out of range [0, {n})")
+    if status:
+        raise MemoryError("aekit native grouping could not allocate its counters")
+    return start, entry

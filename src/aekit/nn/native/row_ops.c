@@ -48,3 +48,23 @@ double aekit_sum_squares(const float *x, int64_t n) {
     free(partial);
     return total;
 }
+
+/* ---- grouping the entries of a sparse code matrix by latent ------------------------------------------------- */
+
+/* A stable counting sort of the flat positions 0..N−1 of idx by their value (0 ≤ idx < n): start (n + 1) holds each
+ * value's first slot, entry (N) the positions in order. O(N + n), one thread: cheaper than a parallel sort of
+ * 65,536 keys. Returns nonzero when an index is out of range (nothing written past the arrays). */
+int aekit_group_by_value(const int64_t *idx, int64_t N, int64_t n, int64_t *start, int64_t *entry) {
+    memset(start, 0, (size_t)(n + 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < N; e++) {
+        if (idx[e] < 0 || idx[e] >= n) return 1;
+        start[idx[e] + 1]++;
+    }
+    for (int64_t r = 0; r < n; r++) start[r + 1] += start[r];
+    int64_t *next = malloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
+    if (!next) return 2;
+    memcpy(next, start, (size_t)n * sizeof(int64_t));
+    for (int64_t e = 0; e < N; e++) entry[next[idx[e]]++] = e;
+    free(next);
+    return 0;
+}
