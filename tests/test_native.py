@@ -247,3 +247,17 @@ def test_group_by_value_is_a_stable_counting_sort(build):
     assert torch.equal(start, torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)]))
     with pytest.raises(IndexError, match="out of range"):
         native.group_by_value(torch.tensor([[0, 300]]), 300)
+
+
+def test_kth_largest_and_batch_select(build):
+    g = torch.Generator().manual_seed(9)
+    v = torch.randn(5000, generator=g)
+    assert native.kth_largest(v, 1) == float(v.max()) and native.kth_largest(v, 5000) == float(v.min())
+    assert native.kth_largest(v, 137) == float(v.topk(137).values[-1])
+    count = torch.tensor([3, 0, 5, 2])
+    vals = torch.tensor([[5.0, 1.0, 2.0, 0, 0, 0], [0] * 6, [2.0, 7.0, 2.0, 2.0, 0.5, 0], [9.0, 2.0, 0, 0, 0, 0]])
+    cols = torch.arange(24, dtype=torch.int32).view(4, 6)
+    rows, picked, values = native.batch_select(cols, vals, count, 5)  # 9, 7, 5 and the two earliest 2.0s
+    assert rows.tolist() == [0, 0, 2, 2, 3] and picked.tolist() == [0, 2, 12, 13, 18]
+    assert values.tolist() == [5.0, 2.0, 2.0, 7.0, 9.0]
+    assert native.batch_select(cols, vals, count, 11) is None  # only 10 entries are kept

@@ -126,7 +126,8 @@ def screened_topk(x: Tensor, W: Tensor, bias: Tensor | None, k: int, approx_out:
 
 def screened_batch_topk(x: Tensor, W: Tensor, bias: Tensor | None, total: int, approx_out: Tensor | None = None,
                         stats: dict[str, float] | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """(rows, cols, values) of the `total` largest entries of the whole matrix x·Wᵀ + bias (BatchTopK), exact.
+    """(rows, cols, values) of the `total` largest entries of the whole matrix x·Wᵀ + bias (BatchTopK), exact;
+    in row order unless some row needed the float32 path.
 
     The cut is the total-th largest of every row's G group maxima of lower bounds: `total` groups hold a lower
     bound at least that large, so the batch's total-th largest entry is ≥ cut. Every entry whose exact value is
@@ -138,12 +139,17 @@ def screened_batch_topk(x: Tensor, W: Tensor, bias: Tensor | None, total: int, a
     screen = _screen(x, W, bias, approx_out)
     if screen is not None:
         group_max, bad = native.screen_group_maxima(screen.approx, screen.bias, *screen.bound_args(), groups)
-        cut = float(group_max.view(-1).topk(total, sorted=False).values.min()) if not bool(bad.any()) else math.nan
+        cut = native.kth_largest(group_max, total) if not bool(bad.any()) else math.nan
     if screen is None or not math.isfinite(cut):
         _report(stats, rows, rows)
         return batch_topk_dense(_dense(x, W, bias), total)
     cap = _candidate_cap(4 * per_row, n)  # rows of a batch-wide top-k vary: room for four times the average
     cols, vals, count = native.screened_above(screen.approx, screen.bias, x, W, *screen.bound_args(), cut, cap)
+    if not bool((count < 0).any()):
+        _report(stats, 0, rows)
+        found = native.batch_select(cols, vals, count, total)  # at least `total` entries are ≥ cut (see above)
+        if found is not None:
+            return found
     kept = torch.arange(cap) < count.unsqueeze(1)
     found_rows = kept.nonzero()[:, 0]
     found_cols, found_vals = cols[kept].long(), vals[kept]

@@ -45,6 +45,8 @@ _SIGNATURES = {
     "aekit_decode_residual": ([_P, _P, _P, _P, _P, _I64, _I64, _I64, _P, _P, _P, _P], None),
     "aekit_nested_decode_residual": ([_P, _P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _P, _P, _P], ctypes.c_int),
     "aekit_sum_squares": ([_P, _I64], ctypes.c_double),
+    "aekit_kth_largest": ([_P, _I64, _I64], ctypes.c_float),
+    "aekit_batch_select": ([_P, _P, _P, _I64, _I64, _I64, _P, _P, _P], ctypes.c_int),
     "aekit_group_by_value": ([_P, _I64, _I64, _P, _P], ctypes.c_int),
     "aekit_bf16_rows": ([_P, _I64, _I64, _P, _P, _P, _P], None),
     "aekit_screened_topk": ([_P, _P, _P, _P, _P, _P, _P, _P, _F32, _I64, _I64, _I64, _I64, _I64, _P, _P, _P],
@@ -297,3 +299,23 @@ def group_by_value(idx: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tenso
     if status:
         raise MemoryError("aekit native grouping could not allocate its counters")
     return start, entry
+
+
+def kth_largest(v: torch.Tensor, k: int) -> float:
+    """The k-th largest entry of a float32 tensor without NaN (1 ≤ k ≤ numel)."""
+    value = library().aekit_kth_largest(_ptr(v), v.numel(), k)
+    if value != value:
+        raise MemoryError("aekit native k-th largest could not allocate its buffer")
+    return value
+
+
+def batch_select(cols: torch.Tensor, vals: torch.Tensor, count: torch.Tensor,
+                 total: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(rows, cols, values) of the `total` largest kept entries, in row order (see aekit_batch_select in
+    screen.c); None when fewer than `total` are kept."""
+    rows, cap = vals.shape
+    out = torch.empty(total, dtype=torch.int64), torch.empty(total, dtype=torch.int64), torch.empty(total)
+    status = library().aekit_batch_select(_ptr(cols), _ptr(vals), _ptr(count), rows, cap, total, *map(_ptr, out))
+    if status == 2:
+        raise MemoryError("aekit native batch selection could not allocate its buffer")
+    return None if status else out

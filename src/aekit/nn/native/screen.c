@@ -288,3 +288,49 @@ int aekit_screened_above(const uint16_t *approx, const float *bias, const float 
     free(scratch);
     return 0;
 }
+
+/* The k-th largest of v[0..n) (1 ≤ k ≤ n, no NaN), for callers outside a parallel region. Returns NaN when the
+ * portable path cannot allocate its ranking slots. */
+float aekit_kth_largest(const float *v, int64_t n, int64_t k) {
+#ifdef __AVX512F__
+    return kth_largest(v, n, k, NULL);
+#else
+    Candidate *ranked = malloc((size_t)n * sizeof(Candidate));
+    if (!ranked) return NAN;
+    const float kth = kth_largest(v, n, k, ranked);
+    free(ranked);
+    return kth;
+#endif
+}
+
+/* The `total` largest of every row's kept entries (cols, vals: (rows, cap), count[b] of them in row b), in row
+ * order: rows_out, cols_out, vals_out (total each). Among entries equal to the total-th largest value the
+ * earliest are taken. Returns 0, 1 when fewer than `total` entries are kept, 2 when out of memory. */
+int aekit_batch_select(const int32_t *cols, const float *vals, const int64_t *count, int64_t rows, int64_t cap,
+                       int64_t total, int64_t *rows_out, int64_t *cols_out, float *vals_out) {
+    int64_t n = 0;
+    for (int64_t b = 0; b < rows; b++) n += count[b];
+    if (n < total || total < 1) return 1;
+    float *all = malloc((size_t)n * sizeof(float));
+    if (!all) return 2;
+    for (int64_t b = 0, e = 0; b < rows; b++) {
+        memcpy(all + e, vals + b * cap, (size_t)count[b] * sizeof(float));
+        e += count[b];
+    }
+    const float kth = aekit_kth_largest(all, n, total);
+    int64_t above = 0;
+    for (int64_t e = 0; e < n; e++) above += all[e] > kth;
+    free(all);
+    if (kth != kth) return 2;
+    int64_t ties = total - above, out = 0;
+    for (int64_t b = 0; b < rows; b++)
+        for (int64_t j = 0; j < count[b]; j++) {
+            const float v = vals[b * cap + j];
+            if (v > kth || (v == kth && ties-- > 0)) {
+                rows_out[out] = b;
+                cols_out[out] = cols[b * cap + j];
+                vals_out[out++] = v;
+            }
+        }
+    return 0;
+}
