@@ -6,3 +6,16 @@ import torch
 def _seed_everything():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(params=["native", "portable"])
+def build(request, monkeypatch):
+    """A test taking `build` runs on the native kernels aekit uses (-march=native) and on the build without
+    AVX-512 (its portable loops)."""
+    from aekit.nn import native
+
+    if request.param == "portable":
+        lib = native.load(("-mno-avx512f",))
+        monkeypatch.setattr(native, "library", lambda: lib)
+    assert native.library() is not None
+    return request.param

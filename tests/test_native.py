@@ -13,16 +13,6 @@ HAVE_COMPILER = shutil.which("cc") is not None or shutil.which("gcc") is not Non
 pytestmark = pytest.mark.skipif(not HAVE_COMPILER, reason="no C compiler: the PyTorch paths are tested elsewhere")
 
 
-@pytest.fixture(params=["native", "portable"])
-def build(request, monkeypatch):
-    """Every test runs on the library aekit uses (-march=native) and on the build without AVX-512."""
-    if request.param == "portable":
-        lib = native.load(("-mno-avx512f",))
-        monkeypatch.setattr(native, "library", lambda: lib)
-    assert native.library() is not None
-    return request.param
-
-
 def test_library_builds_when_a_compiler_exists():
     assert native.library() is not None
     assert native.usable(torch.zeros(2, dtype=torch.int64), torch.zeros(2, 3))

@@ -82,7 +82,9 @@ class _Screen:
     w_norm: Tensor  # ||w_i||
     rel: float = UNIT_ROUNDOFF / (1 - UNIT_ROUNDOFF)  # the output's own bfloat16 rounding
 
-    def bound_args(self) -> tuple:
+    @property
+    def bound(self) -> tuple:
+        """(a, c, p, q, rel) as the native screen kernels take them."""
         return (self.x_norm_rounded, self.x_norm_error, self.w_term, self.w_norm, self.rel)
 
 
@@ -115,7 +117,7 @@ def screened_topk(x: Tensor, W: Tensor, bias: Tensor | None, k: int, approx_out:
     if screen is None:
         _report(stats, len(x), len(x))
         return _dense_topk(x, W, bias, k)
-    idx, val, redo = native.screened_topk(screen.approx, screen.bias, x, W, *screen.bound_args(), k,
+    idx, val, redo = native.screened_topk(screen.approx, screen.bias, x, W, screen.bound, k,
                                           _candidate_cap(k, W.shape[0]))
     rows = redo.nonzero().squeeze(1)
     if len(rows):
@@ -138,13 +140,13 @@ def screened_batch_topk(x: Tensor, W: Tensor, bias: Tensor | None, total: int, a
     groups = -(-max(64, 4 * per_row) // 16) * 16
     screen = _screen(x, W, bias, approx_out)
     if screen is not None:
-        group_max, bad = native.screen_group_maxima(screen.approx, screen.bias, *screen.bound_args(), groups)
+        group_max, bad = native.screen_group_maxima(screen.approx, screen.bias, screen.bound, groups)
         cut = native.kth_largest(group_max, total) if not bool(bad.any()) else math.nan
     if screen is None or not math.isfinite(cut):
         _report(stats, rows, rows)
         return batch_topk_dense(_dense(x, W, bias), total)
     cap = _candidate_cap(4 * per_row, n)  # rows of a batch-wide top-k vary: room for four times the average
-    cols, vals, count = native.screened_above(screen.approx, screen.bias, x, W, *screen.bound_args(), cut, cap)
+    cols, vals, count = native.screened_above(screen.approx, screen.bias, x, W, screen.bound, cut, cap)
     if not bool((count < 0).any()):
         _report(stats, 0, rows)
         found = native.batch_select(cols, vals, count, total)  # at least `total` entries are ≥ cut (see above)

@@ -248,42 +248,46 @@ def bf16_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return rounded, norms[0], norms[1], norms[2]
 
 
-def screened_topk(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor,
-                  a: torch.Tensor, c: torch.Tensor, p: torch.Tensor, q: torch.Tensor, rel: float, k: int,
-                  cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _screen_operands(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor,
+                     bound: tuple) -> tuple:
+    """The leading arguments every screen kernel takes: the bfloat16 product, the exact operands, and the bound's
+    norms and relative rounding `bound` = (a, c, p, q, rel) (see screen.c)."""
+    a, c, p, q, rel = bound
+    return (_ptr(approx), _ptr(bias), _ptr(x), _ptr(W), _ptr(a), _ptr(c), _ptr(p), _ptr(q), rel)
+
+
+def screened_topk(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor, bound: tuple,
+                  k: int, cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(indices, values, redo): see aekit_screened_topk in screen.c."""
     rows, n = approx.shape
-    idx = torch.empty(rows, k, dtype=torch.int64)
-    val = torch.empty(rows, k)
+    idx, val = torch.empty(rows, k, dtype=torch.int64), torch.empty(rows, k)
     redo = torch.empty(rows, dtype=torch.bool)
-    if library().aekit_screened_topk(_ptr(approx), _ptr(bias), _ptr(x), _ptr(W), _ptr(a), _ptr(c), _ptr(p), _ptr(q),
-                                     rel, rows, n, x.shape[1], k, cap, _ptr(idx), _ptr(val), _ptr(redo)):
+    if library().aekit_screened_topk(*_screen_operands(approx, bias, x, W, bound), rows, n, x.shape[1], k, cap,
+                                     _ptr(idx), _ptr(val), _ptr(redo)):
         raise MemoryError("aekit native screened top-k could not allocate its buffers")
     return idx, val, redo
 
 
-def screen_group_maxima(approx: torch.Tensor, bias: torch.Tensor | None, a: torch.Tensor, c: torch.Tensor,
-                        p: torch.Tensor, q: torch.Tensor, rel: float, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+def screen_group_maxima(approx: torch.Tensor, bias: torch.Tensor | None, bound: tuple,
+                        groups: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(group maxima (rows, groups) of each row's lower bounds, bad rows): see aekit_screen_group_maxima."""
     rows, n = approx.shape
-    group_max = torch.empty(rows, groups)
-    bad = torch.empty(rows, dtype=torch.bool)
+    group_max, bad = torch.empty(rows, groups), torch.empty(rows, dtype=torch.bool)
+    a, c, p, q, rel = bound
     if library().aekit_screen_group_maxima(_ptr(approx), _ptr(bias), _ptr(a), _ptr(c), _ptr(p), _ptr(q), rel, rows,
                                            n, groups, _ptr(group_max), _ptr(bad)):
         raise MemoryError("aekit native screen could not allocate its buffers")
     return group_max, bad
 
 
-def screened_above(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor,
-                   a: torch.Tensor, c: torch.Tensor, p: torch.Tensor, q: torch.Tensor, rel: float, cut: float,
-                   cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def screened_above(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor, bound: tuple,
+                   cut: float, cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(cols (rows, cap) int32, values (rows, cap), count (rows,)): see aekit_screened_above."""
     rows, n = approx.shape
-    cols = torch.empty(rows, cap, dtype=torch.int32)
-    vals = torch.empty(rows, cap)
+    cols, vals = torch.empty(rows, cap, dtype=torch.int32), torch.empty(rows, cap)
     count = torch.empty(rows, dtype=torch.int64)
-    if library().aekit_screened_above(_ptr(approx), _ptr(bias), _ptr(x), _ptr(W), _ptr(a), _ptr(c), _ptr(p), _ptr(q),
-                                      rel, rows, n, x.shape[1], cut, cap, _ptr(cols), _ptr(vals), _ptr(count)):
+    if library().aekit_screened_above(*_screen_operands(approx, bias, x, W, bound), rows, n, x.shape[1], cut, cap,
+                                      _ptr(cols), _ptr(vals), _ptr(count)):
         raise MemoryError("aekit native screen could not allocate its buffers")
     return cols, vals, count
 
