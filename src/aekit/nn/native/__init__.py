@@ -248,24 +248,34 @@ def bf16_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return rounded, norms[0], norms[1], norms[2]
 
 
-def _screen_operands(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor,
-                     bound: tuple) -> tuple:
-    """The leading arguments every screen kernel takes: the bfloat16 product, the exact operands, and the bound's
-    norms and relative rounding `bound` = (a, c, p, q, rel) (see screen.c)."""
+def _run_screen(kernel: str, approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor,
+                bound: tuple, *args) -> None:
+    """Call a screen kernel of screen.c: its leading arguments are the bfloat16 product, the exact operands, the
+    bound's norms and relative rounding `bound` = (a, c, p, q, rel), and the sizes; `args` are the rest."""
     a, c, p, q, rel = bound
-    return (_ptr(approx), _ptr(bias), _ptr(x), _ptr(W), _ptr(a), _ptr(c), _ptr(p), _ptr(q), rel)
+    rows, n = approx.shape
+    if getattr(library(), kernel)(_ptr(approx), _ptr(bias), _ptr(x), _ptr(W), _ptr(a), _ptr(c), _ptr(p), _ptr(q), rel,
+                                  rows, n, x.shape[1], *args):
+        raise MemoryError(f"aekit native {kernel} could not allocate its buffers")
 
 
 def screened_topk(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor, bound: tuple,
                   k: int, cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(indices, values, redo): see aekit_screened_topk in screen.c."""
-    rows, n = approx.shape
-    idx, val = torch.empty(rows, k, dtype=torch.int64), torch.empty(rows, k)
-    redo = torch.empty(rows, dtype=torch.bool)
-    if library().aekit_screened_topk(*_screen_operands(approx, bias, x, W, bound), rows, n, x.shape[1], k, cap,
-                                     _ptr(idx), _ptr(val), _ptr(redo)):
-        raise MemoryError("aekit native screened top-k could not allocate its buffers")
+    rows = approx.shape[0]
+    idx, val, redo = torch.empty(rows, k, dtype=torch.int64), torch.empty(rows, k), torch.empty(rows, dtype=torch.bool)
+    _run_screen("aekit_screened_topk", approx, bias, x, W, bound, k, cap, _ptr(idx), _ptr(val), _ptr(redo))
     return idx, val, redo
+
+
+def screened_above(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor, bound: tuple,
+                   cut: float, cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(cols (rows, cap) int32, values (rows, cap), count (rows,)): see aekit_screened_above."""
+    rows = approx.shape[0]
+    cols, vals = torch.empty(rows, cap, dtype=torch.int32), torch.empty(rows, cap)
+    count = torch.empty(rows, dtype=torch.int64)
+    _run_screen("aekit_screened_above", approx, bias, x, W, bound, cut, cap, _ptr(cols), _ptr(vals), _ptr(count))
+    return cols, vals, count
 
 
 def screen_group_maxima(approx: torch.Tensor, bias: torch.Tensor | None, bound: tuple,
@@ -278,18 +288,6 @@ def screen_group_maxima(approx: torch.Tensor, bias: torch.Tensor | None, bound: 
                                            n, groups, _ptr(group_max), _ptr(bad)):
         raise MemoryError("aekit native screen could not allocate its buffers")
     return group_max, bad
-
-
-def screened_above(approx: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, W: torch.Tensor, bound: tuple,
-                   cut: float, cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(cols (rows, cap) int32, values (rows, cap), count (rows,)): see aekit_screened_above."""
-    rows, n = approx.shape
-    cols, vals = torch.empty(rows, cap, dtype=torch.int32), torch.empty(rows, cap)
-    count = torch.empty(rows, dtype=torch.int64)
-    if library().aekit_screened_above(*_screen_operands(approx, bias, x, W, bound), rows, n, x.shape[1], cut, cap,
-                                      _ptr(cols), _ptr(vals), _ptr(count)):
-        raise MemoryError("aekit native screen could not allocate its buffers")
-    return cols, vals, count
 
 
 def group_by_value(idx: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -182,17 +182,55 @@ static ScreenScratch screen_scratch_at(char *base, int64_t n, int64_t G, int64_t
     return s;
 }
 
-/* approx: (rows, n) bfloat16 bits; x: (rows, d) and W: (n, d) the exact float32 operands; bias: (n,) or NULL;
- * a, c: (rows,) and p, q: (n,) the bound's norms; rel: the relative bound of approx's own rounding.
- * idx, val: (rows, k), the exact top k of x·Wᵀ + bias per row (in no particular order). redo[b] = 1 marks a row
- * left for the caller: a non-finite entry, or more than cap candidates. Requires k ≤ cap ≤ n < 2^31.
- * Returns nonzero when a thread could not allocate its buffers. */
-int aekit_screened_topk(const uint16_t *approx, const float *bias, const float *x, const float *W, const float *a,
-                        const float *c, const float *p, const float *q, float rel, int64_t rows, int64_t n, int64_t d,
-                        int64_t k, int64_t cap, int64_t *idx, float *val, uint8_t *redo) {
-    /* G groups (a multiple of 16, ≥ 4k): the k-th largest group maximum is a cut only a little below the k-th
-     * largest lower bound, found from G values instead of n */
-    const int64_t G = ((4 * k > 256 ? 4 * k : 256) + 15) / 16 * 16;
+/* What a screen produces per row: with k > 0 the row's exact top k (idx, val; redo[b] = 1 leaves the row to the
+ * caller), with k = 0 every entry whose exact value is ≥ cut (cols, vals: (rows, cap), count[b] of them; −1 leaves
+ * the row to the caller). */
+typedef struct {
+    int64_t k;
+    float cut;
+    int64_t *idx;
+    float *val;
+    uint8_t *redo;
+    int32_t *cols;
+    float *vals;
+    int64_t *count;
+} ScreenOutput;
+
+static void write_row_topk(const ScreenOutput *out, ScreenScratch *s, int64_t b, int64_t survivors) {
+    const int64_t k = out->k;
+    out->redo[b] = survivors < k;
+    if (survivors < k) return;
+    for (int64_t j = 0; j < survivors; j++) {
+        s->ranked[j].key = float_key(s->vals[j]);
+        s->ranked[j].index = j;
+    }
+    if (survivors > k) keep_largest(s->ranked, survivors, k);
+    for (int64_t j = 0; j < k; j++) {
+        out->idx[b * k + j] = s->cols[s->ranked[j].index];
+        out->val[b * k + j] = s->vals[s->ranked[j].index];
+    }
+}
+
+static void write_row_above(const ScreenOutput *out, const ScreenScratch *s, int64_t b, int64_t survivors,
+                            int64_t cap) {
+    int64_t kept = 0;
+    for (int64_t j = 0; j < survivors; j++)
+        if (s->vals[j] >= out->cut) {
+            out->cols[b * cap + kept] = s->cols[j];
+            out->vals[b * cap + kept++] = s->vals[j];
+        }
+    out->count[b] = survivors < 0 ? -1 : kept;
+}
+
+/* The driver of both screens: per row the bounds, the survivors (upper bound ≥ the row's cut: with k > 0 the k-th
+ * largest of G group maxima of the lower bounds, since k groups hold a lower bound at least that large; with
+ * k = 0 the given cut) and their exact values; a non-finite entry or more than cap survivors leaves the row to
+ * the caller. Returns nonzero when a thread could not allocate its buffers. */
+static int screen_rows(const uint16_t *approx, const float *bias, const float *x, const float *W, const float *a,
+                       const float *c, const float *p, const float *q, float rel, int64_t rows, int64_t n, int64_t d,
+                       int64_t cap, const ScreenOutput *out) {
+    /* G groups (a multiple of 16, ≥ 4k): the cut is only a little below the k-th largest lower bound */
+    const int64_t k = out->k, G = k ? ((4 * k > 256 ? 4 * k : 256) + 15) / 16 * 16 : 16;
     size_t stride;
     char *scratch = thread_scratch(screen_scratch_bytes(n, G, cap), &stride);
     if (!scratch) return 1;
@@ -201,28 +239,31 @@ int aekit_screened_topk(const uint16_t *approx, const float *bias, const float *
         ScreenScratch s = screen_scratch_at(scratch + stride * (size_t)omp_get_thread_num(), n, G, cap);
 #pragma omp for schedule(dynamic, 16)
         for (int64_t b = 0; b < rows; b++) {
-            redo[b] = 1;
-            if (screen_bounds(approx + b * n, bias, p, q, a[b], c[b], rel, n, s.upper, s.group_max, G)) continue;
-            /* k groups hold a lower bound ≥ cut, so k entries are certainly ≥ cut */
-            const float cut = kth_largest(s.group_max, G, k, s.ranked);
-            if (!isfinite(cut)) continue;
-            const int64_t count = screen_candidates(s.upper, n, cut, s.cols, cap);
-            if (count < k) continue; /* over cap (or a NaN bound): the caller computes the row exactly */
-            rescore(x + b * d, W, bias, s.cols, count, d, s.srcs, s.vals);
-            for (int64_t j = 0; j < count; j++) {
-                s.ranked[j].key = float_key(s.vals[j]);
-                s.ranked[j].index = j;
+            int64_t survivors = -1;
+            if (!screen_bounds(approx + b * n, bias, p, q, a[b], c[b], rel, n, s.upper, s.group_max, G)) {
+                const float cut = k ? kth_largest(s.group_max, G, k, s.ranked) : out->cut;
+                if (isfinite(cut)) survivors = screen_candidates(s.upper, n, cut, s.cols, cap);
+                if (survivors < k) survivors = -1; /* a NaN bound */
+                if (survivors >= 0) rescore(x + b * d, W, bias, s.cols, survivors, d, s.srcs, s.vals);
             }
-            if (count > k) keep_largest(s.ranked, count, k);
-            for (int64_t j = 0; j < k; j++) {
-                idx[b * k + j] = s.cols[s.ranked[j].index];
-                val[b * k + j] = s.vals[s.ranked[j].index];
-            }
-            redo[b] = 0;
+            if (k) write_row_topk(out, &s, b, survivors);
+            else write_row_above(out, &s, b, survivors, cap);
         }
     }
     free(scratch);
     return 0;
+}
+
+/* approx: (rows, n) bfloat16 bits; x: (rows, d) and W: (n, d) the exact float32 operands; bias: (n,) or NULL;
+ * a, c: (rows,) and p, q: (n,) the bound's norms; rel: the relative bound of approx's own rounding.
+ * idx, val: (rows, k), the exact top k of x·Wᵀ + bias per row (in no particular order). redo[b] = 1 marks a row
+ * left for the caller: a non-finite entry, or more than cap candidates. Requires 1 ≤ k ≤ cap ≤ n < 2^31.
+ * Returns nonzero when a thread could not allocate its buffers. */
+int aekit_screened_topk(const uint16_t *approx, const float *bias, const float *x, const float *W, const float *a,
+                        const float *c, const float *p, const float *q, float rel, int64_t rows, int64_t n, int64_t d,
+                        int64_t k, int64_t cap, int64_t *idx, float *val, uint8_t *redo) {
+    const ScreenOutput out = {.k = k, .idx = idx, .val = val, .redo = redo};
+    return screen_rows(approx, bias, x, W, a, c, p, q, rel, rows, n, d, cap, &out);
 }
 
 /* ---- the same screen for a batch-wide top-k (BatchTopK) ------------------------------------------------------
@@ -262,31 +303,8 @@ int aekit_screen_group_maxima(const uint16_t *approx, const float *bias, const f
 int aekit_screened_above(const uint16_t *approx, const float *bias, const float *x, const float *W, const float *a,
                          const float *c, const float *p, const float *q, float rel, int64_t rows, int64_t n,
                          int64_t d, float cut, int64_t cap, int32_t *cols, float *vals, int64_t *count) {
-    const int64_t G = 16; /* the group maxima are not needed here: the smallest legal scratch for them */
-    size_t stride;
-    char *scratch = thread_scratch(screen_scratch_bytes(n, G, cap), &stride);
-    if (!scratch) return 1;
-#pragma omp parallel
-    {
-        ScreenScratch s = screen_scratch_at(scratch + stride * (size_t)omp_get_thread_num(), n, G, cap);
-#pragma omp for schedule(dynamic, 16)
-        for (int64_t b = 0; b < rows; b++) {
-            count[b] = -1;
-            if (screen_bounds(approx + b * n, bias, p, q, a[b], c[b], rel, n, s.upper, s.group_max, G)) continue;
-            const int64_t found = screen_candidates(s.upper, n, cut, s.cols, cap);
-            if (found < 0) continue;
-            rescore(x + b * d, W, bias, s.cols, found, d, s.srcs, s.vals);
-            int64_t kept = 0;
-            for (int64_t j = 0; j < found; j++)
-                if (s.vals[j] >= cut) {
-                    cols[b * cap + kept] = s.cols[j];
-                    vals[b * cap + kept++] = s.vals[j];
-                }
-            count[b] = kept;
-        }
-    }
-    free(scratch);
-    return 0;
+    const ScreenOutput out = {.k = 0, .cut = cut, .cols = cols, .vals = vals, .count = count};
+    return screen_rows(approx, bias, x, W, a, c, p, q, rel, rows, n, d, cap, &out);
 }
 
 /* The k-th largest of v[0..n) (1 ≤ k ≤ n, no NaN), for callers outside a parallel region. Returns NaN when the
