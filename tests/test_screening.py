@@ -216,3 +216,25 @@ def test_screened_results_do_not_depend_on_the_thread_count(build):
     # the batch-wide selection comes back in topk's order, which may differ: compare the sets of (row, col, value)
     assert sorted(zip(*(t.tolist() for t in batch_a), strict=True)) == sorted(zip(*(t.tolist() for t in batch_b),
                                                                                  strict=True))
+
+
+def test_screen_survivors_benchmark_on_a_saved_sae(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from aekit.data.store import write_store
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "screen_survivors.py"
+    spec = importlib.util.spec_from_file_location("screen_survivors_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    x = torch.randn(300, 64, generator=torch.Generator().manual_seed(10))
+    model = SparseAutoencoder(SAEConfig(d_in=64, n_latents=512, architecture="topk", k=6), seed=0)
+    model.initialize_from_data(x)
+    model.save(tmp_path / "model")
+    write_store(tmp_path / "store", x)
+    assert bench.main(["--model", str(tmp_path / "model"), "--store", str(tmp_path / "store"), "--rows", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "error bound holds on every entry: True" in out
+    gap = float(out.split("largest difference in the chosen values ")[1].split()[0])
+    assert gap < 1e-5  # the float64 top-k, up to float32 rounding of near-ties
