@@ -38,9 +38,14 @@ double aekit_sum_squares(const float *x, int64_t n) {
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < n_chunks; c++) {
         const int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
-        float s = 0.0f; /* 16384 float terms, vectorised; then promoted */
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = c * chunk; i < end; i++) s += x[i] * x[i];
+        double s = 0.0;
+        for (int64_t i0 = c * chunk; i0 < end; i0 += 256) { /* float sums of 256 terms (vectorised), then double */
+            const int64_t stop = i0 + 256 < end ? i0 + 256 : end;
+            float t = 0.0f;
+#pragma omp simd reduction(+ : t)
+            for (int64_t i = i0; i < stop; i++) t += x[i] * x[i];
+            s += t;
+        }
         partial[c] = s;
     }
     double total = 0.0;

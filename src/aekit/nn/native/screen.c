@@ -22,7 +22,9 @@ static inline float bf16_to_float(uint16_t h) {
 
 /* An upper bound of sqrt(ss) for a float sum of d squares: the sum's rounding (at most γ_d relative, all terms
  * non-negative) and the square root's are covered by the two factors. */
-static inline float norm_upper(float ss, int64_t d) { return sqrtf(ss * (1.0f + (float)(d + 2) * 0x1p-23f)) * (1.0f + 0x1p-22f); }
+static inline float norm_upper(float ss, int64_t d) {
+    return sqrtf(ss * (1.0f + (float)(d + 2) * 0x1p-23f)) * (1.0f + 0x1p-22f);
+}
 
 /* dst = bfloat16(src) row by row, and per row (each output may be NULL) upper bounds of ||dst_row||,
  * ||dst_row − src_row|| and ||src_row||. */
@@ -165,20 +167,24 @@ typedef struct {
     Candidate *ranked;
 } ScreenScratch;
 
+/* Slot counts rounded up to 16 so that every array of the scratch starts 64-byte aligned. */
+static inline int64_t pad16(int64_t count) { return (count + 15) / 16 * 16; }
+
 static size_t screen_scratch_bytes(int64_t n, int64_t G, int64_t cap) {
     const int64_t slots = cap > G ? cap : G;
-    return (size_t)(n + G) * sizeof(float) + (size_t)(cap + 16) * (sizeof(int32_t) + sizeof(float)) +
-           (size_t)cap * sizeof(const float *) + (size_t)slots * sizeof(Candidate);
+    return (size_t)(pad16(n) + pad16(G)) * sizeof(float) +
+           (size_t)pad16(cap + 16) * (sizeof(int32_t) + sizeof(float)) + (size_t)pad16(cap) * sizeof(const float *) +
+           (size_t)slots * sizeof(Candidate);
 }
 
 static ScreenScratch screen_scratch_at(char *base, int64_t n, int64_t G, int64_t cap) {
     ScreenScratch s;
     s.upper = (float *)base;
-    s.group_max = s.upper + n;
-    s.cols = (int32_t *)(s.group_max + G);
-    s.vals = (float *)(s.cols + cap + 16);
-    s.srcs = (const float **)(s.vals + cap + 16);
-    s.ranked = (Candidate *)(s.srcs + cap);
+    s.group_max = s.upper + pad16(n);
+    s.cols = (int32_t *)(s.group_max + pad16(G));
+    s.vals = (float *)(s.cols + pad16(cap + 16));
+    s.srcs = (const float **)(s.vals + pad16(cap + 16));
+    s.ranked = (Candidate *)(s.srcs + pad16(cap));
     return s;
 }
 

@@ -98,11 +98,16 @@ static inline float key_to_float(uint32_t key) {
     return v.f;
 }
 
+/* vals[i..i+16) with the lanes past n zeroed and never read (callers' arrays need no slack at the end) */
+static inline __m512 load_live(const float *vals, int64_t i, int64_t n) {
+    return _mm512_maskz_loadu_ps(live_lanes(n - i), vals + i);
+}
+
 static inline int64_t count_at_least(const float *vals, int64_t n, __m512i key) {
     int64_t count = 0;
     for (int64_t i = 0; i < n; i += 16)
-        count += __builtin_popcount(_mm512_mask_cmp_epu32_mask(live_lanes(n - i), sortable_keys(_mm512_loadu_ps(vals + i)),
-                                                               key, _MM_CMPINT_NLT));
+        count += __builtin_popcount(
+            _mm512_mask_cmp_epu32_mask(live_lanes(n - i), sortable_keys(load_live(vals, i, n)), key, _MM_CMPINT_NLT));
     return count;
 }
 
@@ -117,7 +122,7 @@ static int64_t shrink_candidates(float *vals, int32_t *cols, int64_t n, int64_t 
     __m512i kmin = _mm512_set1_epi32(-1), kmax = _mm512_setzero_si512();
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 live = live_lanes(n - i);
-        __m512i keys = sortable_keys(_mm512_loadu_ps(vals + i));
+        __m512i keys = sortable_keys(load_live(vals, i, n));
         kmin = _mm512_mask_min_epu32(kmin, live, kmin, keys);
         kmax = _mm512_mask_max_epu32(kmax, live, kmax, keys);
     }
@@ -140,13 +145,15 @@ static int64_t shrink_candidates(float *vals, int32_t *cols, int64_t n, int64_t 
     int64_t out = 0;
     for (int pass = 0; pass < 2 && out < limit; pass++) { /* exact: above the k-th key first, then ties with it */
         for (int64_t i = 0; i < n && out < limit; i += 16) {
-            __m512 v = _mm512_loadu_ps(vals + i);
+            const __mmask16 live = live_lanes(n - i);
+            __m512 v = load_live(vals, i, n);
             __m512i keys = sortable_keys(v);
-            __mmask16 m = pass == 0 && exact ? _mm512_mask_cmp_epu32_mask(live_lanes(n - i), keys, lo_key, _MM_CMPINT_NLE)
-                          : pass == 0        ? _mm512_mask_cmp_epu32_mask(live_lanes(n - i), keys, lo_key, _MM_CMPINT_NLT)
-                                             : _mm512_mask_cmp_epu32_mask(live_lanes(n - i), keys, lo_key, _MM_CMPINT_EQ);
+            __mmask16 m = pass == 0 && exact ? _mm512_mask_cmp_epu32_mask(live, keys, lo_key, _MM_CMPINT_NLE)
+                          : pass == 0        ? _mm512_mask_cmp_epu32_mask(live, keys, lo_key, _MM_CMPINT_NLT)
+                                             : _mm512_mask_cmp_epu32_mask(live, keys, lo_key, _MM_CMPINT_EQ);
             _mm512_storeu_ps(tmp_vals + out, _mm512_maskz_compress_ps(m, v));
-            _mm512_storeu_si512(tmp_cols + out, _mm512_maskz_compress_epi32(m, _mm512_loadu_si512(cols + i)));
+            const __m512i c = _mm512_maskz_loadu_epi32(live, cols + i);
+            _mm512_storeu_si512(tmp_cols + out, _mm512_maskz_compress_epi32(m, c));
             out += __builtin_popcount(m);
         }
     }
