@@ -7,7 +7,7 @@ STAMP := $(VENV)/.aekit-installed
 # The CPU build of torch keeps the install small; pip takes it from the local wheel cache when present.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint install clean bench browser
+.PHONY: demo test lint install clean bench browser sanitize
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ browser:
 
 test: lint browser
 	$(BIN)/python -m pytest
+
+# The native kernels' tests with AddressSanitizer and UBSan compiled in (gcc's runtimes preloaded into Python).
+SANITIZERS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize: $(STAMP)
+	AEKIT_NATIVE_CFLAGS="$(SANITIZERS)" ASAN_OPTIONS=detect_leaks=0 \
+	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so)" \
+	  $(BIN)/python -m pytest -q tests/test_native.py tests/test_screening.py tests/test_speed_paths.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -119,11 +120,13 @@ def _build(compiler: str, flags: tuple[str, ...]) -> Path:
 
 def load(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """Build (or reuse from the cache) and load the kernels; raises OSError / SubprocessError on failure.
-    `extra_flags` select another variant, e.g. ("-mno-avx512f",) for the portable loops (tests use it)."""
+    `extra_flags` select another variant, e.g. ("-mno-avx512f",) for the portable loops (tests use it), after any
+    flags in $AEKIT_NATIVE_CFLAGS (e.g. sanitizers: `make sanitize`)."""
     compiler = _compiler()
     if compiler is None:
         raise OSError("no C compiler (cc or gcc) on PATH")
-    lib = ctypes.CDLL(str(_build(compiler, FLAGS + tuple(extra_flags))))
+    flags = FLAGS + tuple(shlex.split(os.environ.get("AEKIT_NATIVE_CFLAGS", ""))) + tuple(extra_flags)
+    lib = ctypes.CDLL(str(_build(compiler, flags)))
     for name, (args, result) in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = args, result
