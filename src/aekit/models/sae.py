@@ -132,14 +132,14 @@ class SparseAutoencoder(Autoencoder):
                 x_c = self._encoder_input(x_n)
                 # in training the (batch, n_latents) buffers are reused across steps (see EncoderPreactivations)
                 workspace = self._workspace if self.training else None
-                dense_pre = EncoderPreactivations(x_c, self.W_enc, self.b_enc, workspace)
-                selection, pre_at_idx = self.bottleneck.select_from(dense_pre)
+                pre_all = EncoderPreactivations(x_c, self.W_enc, self.b_enc, workspace)
+                selection, pre_at_idx = self.bottleneck.select_from(pre_all)
             pre = self._sparse_pre(x_n, selection.indices, pre_at_idx, x_c)
             values = self.bottleneck.activate(pre, selection.indices)
             if selection.valid is not None:
                 values = values * selection.valid
             codes = Codes(self.config.n_latents, values=values, indices=selection.indices)
-            return codes, pre, dense_pre, selection.valid
+            return codes, pre, pre_all, selection.valid
         pre = F.linear(self._encoder_input(x_n), self.W_enc, self.b_enc)
         return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, None, None
 
@@ -179,7 +179,7 @@ class SparseAutoencoder(Autoencoder):
         self._check_dim(x, self.config.d_in, "input")
         x_n = x * self.input_scale
         y_n = y * self.target_scale if self.config.is_transcoder else x_n  # an autoencoder's scales are equal
-        codes, pre, dense_pre, valid = self._encode_normalized(x_n)
+        codes, pre, pre_all, valid = self._encode_normalized(x_n)
         if codes.is_sparse:  # decoder and squared error fused: one gather of the decoder rows per step
             losses, y_hat_n = self.bottleneck.reconstruction_losses(codes, self.W_dec, self.b_dec, y_n)
         else:
@@ -188,7 +188,7 @@ class SparseAutoencoder(Autoencoder):
         ctx = LossContext(pre=pre, codes=codes, valid=valid, target=y_n, W_dec=self.W_dec, b_dec=self.b_dec)
         losses.update(self.bottleneck.losses(ctx))
         if dead_mask is not None and self.bottleneck.uses_aux_k and self.config.aux_coefficient > 0:
-            aux = self._aux_k_loss(x_n, y_n, y_hat_n, dense_pre, dead_mask)
+            aux = self._aux_k_loss(x_n, y_n, y_hat_n, pre_all, dead_mask)
             if aux is not None:
                 losses["aux_k"] = aux
         return Output(x_hat=y_hat_n / self.target_scale, codes=codes, losses=losses)
