@@ -251,3 +251,13 @@ def test_kth_largest_and_batch_select(build):
     assert rows.tolist() == [0, 0, 2, 2, 3] and picked.tolist() == [0, 2, 12, 13, 18]
     assert values.tolist() == [5.0, 2.0, 2.0, 7.0, 9.0]
     assert native.batch_select(cols, vals, count, 11) is None  # only 10 entries are kept
+
+
+def test_count_positive_and_dense_fire_counts(build):
+    from aekit.nn.codes import Codes
+
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(301, 77, generator=g)
+    x[5, 3], x[7, 9] = float("nan"), 0.0  # neither counts as firing
+    assert torch.equal(native.count_positive(x), (x > 0).sum(0))
+    assert torch.equal(Codes(77, dense=x.relu()).fire_counts(), (x > 0).sum(0))

@@ -23,6 +23,7 @@ from ..errors import ShapeError
 from ..nn import native
 from ..nn.bottlenecks import BOTTLENECKS, LossContext, make_bottleneck
 from ..nn.codes import Codes
+from ..nn.dense_ops import dense_encode
 from ..nn.distributed import global_total_variance
 from ..nn.preactivations import EncoderPreactivations
 from ..nn.sparse_ops import sparse_decode, sparse_encode
@@ -140,7 +141,8 @@ class SparseAutoencoder(Autoencoder):
                 values = values * selection.valid
             codes = Codes(self.config.n_latents, values=values, indices=selection.indices)
             return codes, pre, pre_all, selection.valid
-        pre = F.linear(self._encoder_input(x_n), self.W_enc, self.b_enc)
+        center = None if self.config.is_transcoder else self.b_dec  # the pre-encoder bias (see _encoder_input)
+        pre = dense_encode(x_n, self.W_enc, self.b_enc, center)
         return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, None, None
 
     def train(self, mode: bool = True) -> SparseAutoencoder:

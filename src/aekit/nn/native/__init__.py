@@ -48,6 +48,7 @@ _SIGNATURES = {
     "aekit_sum_squares": ([_P, _I64], ctypes.c_double),
     "aekit_kth_largest": ([_P, _I64, _I64], ctypes.c_float),
     "aekit_batch_select": ([_P, _P, _P, _I64, _I64, _I64, _P, _P, _P], ctypes.c_int),
+    "aekit_count_positive": ([_P, _I64, _I64, _P], ctypes.c_int),
     "aekit_group_by_value": ([_P, _I64, _I64, _P, _P], ctypes.c_int),
     "aekit_bf16_rows": ([_P, _I64, _I64, _P, _P, _P, _P], None),
     "aekit_screened_topk": ([_P, _P, _P, _P, _P, _P, _P, _P, _F32, _I64, _I64, _I64, _I64, _I64, _P, _P, _P],
@@ -324,3 +325,12 @@ def batch_select(cols: torch.Tensor, vals: torch.Tensor, count: torch.Tensor,
     if status == 2:
         raise MemoryError("aekit native batch selection could not allocate its buffer")
     return None if status else out
+
+
+def count_positive(x: torch.Tensor) -> torch.Tensor:
+    """(n,) int64: how many rows of the (rows, n) float32 matrix x are > 0 in each column."""
+    rows, n = x.shape
+    counts = torch.empty(n, dtype=torch.int64)
+    if library().aekit_count_positive(_ptr(x), rows, n, _ptr(counts)):
+        raise MemoryError("aekit native count could not allocate its counters")
+    return counts

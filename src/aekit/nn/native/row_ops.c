@@ -73,3 +73,36 @@ int aekit_group_by_value(const int64_t *idx, int64_t N, int64_t n, int64_t *star
     free(next);
     return 0;
 }
+
+/* ---- firing counts of dense codes ------------------------------------------------------------------------------ */
+
+/* counts[j] = #{b : x[b, j] > 0} for a (rows, n) matrix (NaN does not count): each thread counts a block of rows in
+ * its own int32 counters, then the counters are summed in thread order (integers: exact for any thread count).
+ * PyTorch's column-wise (x > 0).sum(0) over a 2048 × 8192 batch takes 40–70 ms; this is one pass at memory speed.
+ * Returns nonzero when out of memory. */
+int aekit_count_positive(const float *x, int64_t rows, int64_t n, int64_t *counts) {
+    size_t stride;
+    char *scratch = thread_scratch((size_t)n * sizeof(int32_t), &stride);
+    if (!scratch) return 1;
+    int n_threads = 1;
+#pragma omp parallel
+    {
+#pragma omp single
+        n_threads = omp_get_num_threads();
+        int32_t *local = (int32_t *)(scratch + stride * (size_t)omp_get_thread_num());
+        memset(local, 0, (size_t)n * sizeof(int32_t));
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < rows; b++) {
+            const float *row = x + b * n;
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) local[j] += row[j] > 0.0f;
+        }
+    }
+    for (int64_t j = 0; j < n; j++) counts[j] = 0;
+    for (int t = 0; t < n_threads; t++) {
+        const int32_t *local = (const int32_t *)(scratch + stride * (size_t)t);
+        for (int64_t j = 0; j < n; j++) counts[j] += local[j];
+    }
+    free(scratch);
+    return 0;
+}
