@@ -261,3 +261,25 @@ def test_count_positive_and_dense_fire_counts(build):
     x[5, 3], x[7, 9] = float("nan"), 0.0  # neither counts as firing
     assert torch.equal(native.count_positive(x), (x > 0).sum(0))
     assert torch.equal(Codes(77, dense=x.relu()).fire_counts(), (x > 0).sum(0))
+
+
+def test_gated_magnitude_native_matches_the_pytorch_formula(build, monkeypatch):
+    """Forward equal and gradients (pre, r_mag, b_mag) equal to float32 rounding; the formula itself is
+    gradient-checked in float64 (tests/test_sae.py covers Gated end to end)."""
+    from aekit.nn import dense_ops
+
+    g = torch.Generator().manual_seed(13)
+    pre0 = torch.randn(300, 40, generator=g)
+    r0, b0 = torch.randn(40, generator=g) * 0.3, torch.randn(40, generator=g) * 0.5
+    weights = torch.randn(300, 40, generator=g)
+    results = []
+    for use_native in (True, False):
+        if not use_native:
+            monkeypatch.setattr(native, "library", lambda: None)
+        pre, r, b = (t.clone().requires_grad_() for t in (pre0, r0, b0))
+        f = dense_ops.gated_magnitude(pre, r, b)
+        results.append((f.detach(), *torch.autograd.grad((f * weights).sum(), (pre, r, b))))
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    inputs64 = tuple(t.double().requires_grad_() for t in (pre0[:6], r0, b0))
+    assert torch.autograd.gradcheck(dense_ops.gated_magnitude, inputs64)

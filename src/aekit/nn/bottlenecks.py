@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .codes import Codes, at_least_float32
+from .dense_ops import gated_magnitude
 from .sparse_ops import sparse_decode_squared_error, sparse_nested_squared_errors
 from .ste import jump_relu, step
 from .topk import batch_topk_pairs, topk_indices
@@ -315,8 +316,7 @@ class Gated(Bottleneck):
         self.b_mag = nn.Parameter(torch.zeros(config.n_latents))
 
     def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
-        magnitude = torch.relu(self.r_mag.exp() * pre + self.b_mag)
-        return (pre > 0).to(magnitude.dtype) * magnitude
+        return gated_magnitude(pre, self.r_mag, self.b_mag)
 
     def losses(self, ctx: LossContext) -> dict[str, Tensor]:
         gate = torch.relu(ctx.pre)

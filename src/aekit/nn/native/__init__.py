@@ -48,6 +48,8 @@ _SIGNATURES = {
     "aekit_sum_squares": ([_P, _I64], ctypes.c_double),
     "aekit_kth_largest": ([_P, _I64, _I64], ctypes.c_float),
     "aekit_batch_select": ([_P, _P, _P, _I64, _I64, _I64, _P, _P, _P], ctypes.c_int),
+    "aekit_gated_forward": ([_P, _P, _P, _I64, _I64, _P], None),
+    "aekit_gated_backward": ([_P, _P, _P, _P, _I64, _I64, _P, _P, _P], ctypes.c_int),
     "aekit_count_positive": ([_P, _I64, _I64, _P], ctypes.c_int),
     "aekit_group_by_value": ([_P, _I64, _I64, _P, _P], ctypes.c_int),
     "aekit_bf16_rows": ([_P, _I64, _I64, _P, _P, _P, _P], None),
@@ -334,3 +336,21 @@ def count_positive(x: torch.Tensor) -> torch.Tensor:
     if library().aekit_count_positive(_ptr(x), rows, n, _ptr(counts)):
         raise MemoryError("aekit native count could not allocate its counters")
     return counts
+
+
+def gated_forward(pre: torch.Tensor, s: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1[pre > 0] · max(s·pre + b, 0): see gated.c."""
+    f = torch.empty_like(pre)
+    library().aekit_gated_forward(_ptr(pre), _ptr(s), _ptr(b), *pre.shape, _ptr(f))
+    return f
+
+
+def gated_backward(grad: torch.Tensor, pre: torch.Tensor, s: torch.Tensor,
+                   b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(∂L/∂pre, Σ_rows ∂L/∂m·pre, Σ_rows ∂L/∂m) for f = gated_forward(pre, s, b): see gated.c."""
+    n = pre.shape[1]
+    grad_pre, col_pre, col_one = torch.empty_like(pre), torch.empty(n), torch.empty(n)
+    if library().aekit_gated_backward(_ptr(grad), _ptr(pre), _ptr(s), _ptr(b), *pre.shape, _ptr(grad_pre),
+                                      _ptr(col_pre), _ptr(col_one)):
+        raise MemoryError("aekit native Gated backward could not allocate its partial sums")
+    return grad_pre, col_pre, col_one

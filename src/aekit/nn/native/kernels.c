@@ -14,4 +14,5 @@
 #include "topk.c"            /* top-k of (pre + bias) per row */
 #include "sparse_products.c" /* products with a k-sparse code matrix, the fused decoder + squared error */
 #include "screen.c"          /* top-k screened through a bfloat16 product (uses both files above) */
-#include "row_ops.c"         /* unit-norm decoder constraints, sums of squares */
+#include "row_ops.c"         /* unit-norm decoder constraints, sums of squares, grouping, firing counts */
+#include "gated.c"           /* the Gated SAE's magnitude path */
