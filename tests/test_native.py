@@ -283,3 +283,16 @@ def test_gated_magnitude_native_matches_the_pytorch_formula(build, monkeypatch):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     inputs64 = tuple(t.double().requires_grad_() for t in (pre0[:6], r0, b0))
     assert torch.autograd.gradcheck(dense_ops.gated_magnitude, inputs64)
+
+
+def test_selection_above_matches_the_mask_selection(build):
+    from aekit.nn.bottlenecks import selection_above, selection_from_mask
+
+    g = torch.Generator().manual_seed(14)
+    pre = torch.randn(50, 300, generator=g)
+    pre[3] = -5.0  # a row with nothing selected
+    pre[4, 7] = float("nan")
+    for threshold in (torch.rand(300, generator=g), torch.tensor(0.5)):
+        got, want = selection_above(pre, threshold), selection_from_mask(pre > threshold)
+        assert torch.equal(got.indices, want.indices) and torch.equal(got.valid, want.valid)
+        torch.testing.assert_close(got.values, torch.where(want.valid, pre.gather(1, want.indices), 0.0))

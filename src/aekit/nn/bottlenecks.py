@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor, nn
 
+from . import native
 from .codes import Codes, at_least_float32
 from .dense_ops import gated_magnitude
 from .sparse_ops import sparse_decode_squared_error, sparse_nested_squared_errors
@@ -40,13 +41,17 @@ class Selection:
     values: Tensor | None = None
 
 
-def selection_from_pairs(rows: Tensor, cols: Tensor, batch: int, values: Tensor | None = None) -> Selection:
+def selection_from_pairs(rows: Tensor, cols: Tensor, batch: int, values: Tensor | None = None,
+                         rows_sorted: bool = False) -> Selection:
     """Padded Selection from (row, latent) pairs with a varying count per row, and their `values` if given.
+    `rows_sorted`: the pairs already come grouped by row in order (no sort needed).
 
     Padding slots point at latent 0 and are marked invalid; callers zero their values.
     """
-    order = torch.argsort(rows, stable=True)
-    rows, cols = rows[order], cols[order]
+    if not rows_sorted:
+        order = torch.argsort(rows, stable=True)
+        rows, cols = rows[order], cols[order]
+        values = None if values is None else values[order]
     counts = torch.bincount(rows, minlength=batch)
     width = max(int(counts.max()) if counts.numel() else 0, 1)
     slots = torch.arange(len(rows), device=rows.device) - (torch.cumsum(counts, 0) - counts)[rows]
@@ -57,14 +62,25 @@ def selection_from_pairs(rows: Tensor, cols: Tensor, batch: int, values: Tensor 
     padded = None
     if values is not None:
         padded = torch.zeros(batch, width, dtype=values.dtype, device=values.device)
-        padded[rows, slots] = values[order]
+        padded[rows, slots] = values
     return Selection(indices, valid, padded)
+
+
+def selection_above(pre: Tensor, threshold: Tensor) -> Selection:
+    """Padded Selection, with values, of the entries of the dense (batch, n) `pre` above `threshold` (a scalar or a
+    per-latent (n,) tensor). CPU float32 goes through one native pass per row; PyTorch's mask, nonzero and
+    scatter into the padded layout cost ~0.5 s for a 2048 × 8192 batch with half its entries selected."""
+    thr = threshold.detach().to(pre.dtype).expand(pre.shape[-1]).contiguous()
+    if pre.ndim == 2 and native.usable(None, pre, thr):
+        indices, values, valid = native.select_above(pre, thr)
+        return Selection(indices, valid, values)
+    return selection_from_mask(pre > thr)
 
 
 def selection_from_mask(mask: Tensor) -> Selection:
     """Padded Selection of the True entries of a boolean (batch, n) mask."""
-    rows, cols = mask.nonzero(as_tuple=True)
-    return selection_from_pairs(rows, cols, mask.shape[0])
+    rows, cols = mask.nonzero(as_tuple=True)  # row-major order: sorted by row already
+    return selection_from_pairs(rows, cols, mask.shape[0], rows_sorted=True)
 
 
 @dataclass
@@ -192,7 +208,7 @@ class BatchTopK(Bottleneck):
 
     def select(self, pre: Tensor) -> Selection:
         if not self.training and self.threshold >= 0:
-            return selection_from_mask(pre > self.threshold)
+            return selection_above(pre, self.threshold)
         return self._keep_positive(*batch_topk_pairs(pre, self._total(pre.shape), self.per_row), pre.shape[0])
 
     def select_from(self, pre: EncoderPreactivations) -> tuple[Selection, Tensor]:
@@ -278,7 +294,7 @@ class JumpReLU(Bottleneck):
 
     def select(self, pre: Tensor) -> Selection:
         margin = self.bandwidth / 2 if self.training else 0.0
-        return selection_from_mask(at_least_float32(pre) > self.threshold.detach() - margin)
+        return selection_above(at_least_float32(pre), self.threshold.detach() - margin)
 
     def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
         return jump_relu(at_least_float32(pre), self.threshold[indices], self.bandwidth)

@@ -50,6 +50,8 @@ _SIGNATURES = {
     "aekit_batch_select": ([_P, _P, _P, _I64, _I64, _I64, _P, _P, _P], ctypes.c_int),
     "aekit_gated_forward": ([_P, _P, _P, _I64, _I64, _P], None),
     "aekit_gated_backward": ([_P, _P, _P, _P, _I64, _I64, _P, _P, _P], ctypes.c_int),
+    "aekit_count_above": ([_P, _P, _I64, _I64, _P], None),
+    "aekit_select_above": ([_P, _P, _I64, _I64, _I64, _P, _P, _P], None),
     "aekit_count_positive": ([_P, _I64, _I64, _P], ctypes.c_int),
     "aekit_group_by_value": ([_P, _I64, _I64, _P, _P], ctypes.c_int),
     "aekit_bf16_rows": ([_P, _I64, _I64, _P, _P, _P, _P], None),
@@ -354,3 +356,16 @@ def gated_backward(grad: torch.Tensor, pre: torch.Tensor, s: torch.Tensor,
                                       _ptr(col_pre), _ptr(col_one)):
         raise MemoryError("aekit native Gated backward could not allocate its partial sums")
     return grad_pre, col_pre, col_one
+
+
+def select_above(x: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's columns with x[r, j] > thr[j], padded: (indices int64, values, valid bool), each (rows, width)
+    with width the largest count (at least 1); see aekit_select_above."""
+    rows, n = x.shape
+    counts = torch.empty(rows, dtype=torch.int64)
+    library().aekit_count_above(_ptr(x), _ptr(thr), rows, n, _ptr(counts))
+    width = max(int(counts.max()) if rows else 0, 1)
+    indices, values = torch.empty(rows, width, dtype=torch.int64), torch.empty(rows, width)
+    valid = torch.empty(rows, width, dtype=torch.bool)
+    library().aekit_select_above(_ptr(x), _ptr(thr), rows, n, width, _ptr(indices), _ptr(values), _ptr(valid))
+    return indices, values, valid

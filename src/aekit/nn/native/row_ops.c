@@ -106,3 +106,41 @@ int aekit_count_positive(const float *x, int64_t rows, int64_t n, int64_t *count
     free(scratch);
     return 0;
 }
+
+/* ---- threshold selections (JumpReLU, BatchTopK at evaluation) ---------------------------------------------------- */
+
+/* counts[r] = #{j : x[r, j] > thr[j]} (NaN is not above). */
+void aekit_count_above(const float *x, const float *thr, int64_t rows, int64_t n, int64_t *counts) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * n;
+        int64_t count = 0;
+#pragma omp simd reduction(+ : count)
+        for (int64_t j = 0; j < n; j++) count += row[j] > thr[j];
+        counts[r] = count;
+    }
+}
+
+/* Each row's columns with x[r, j] > thr[j], in increasing order, into the first slots of a padded (rows, width)
+ * selection (width ≥ every row's count): indices (int64, padding 0), values (the entries of x, padding 0) and
+ * valid (1 for real slots). */
+void aekit_select_above(const float *x, const float *thr, int64_t rows, int64_t n, int64_t width, int64_t *indices,
+                        float *values, uint8_t *valid) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * n;
+        int64_t *idx = indices + r * width;
+        float *val = values + r * width;
+        uint8_t *ok = valid + r * width;
+        int64_t m = 0;
+        for (int64_t j = 0; j < n; j++)
+            if (row[j] > thr[j]) {
+                idx[m] = j;
+                val[m++] = row[j];
+            }
+        memset(ok, 1, (size_t)m);
+        memset(ok + m, 0, (size_t)(width - m));
+        memset(idx + m, 0, (size_t)(width - m) * sizeof(int64_t));
+        memset(val + m, 0, (size_t)(width - m) * sizeof(float));
+    }
+}
