@@ -296,3 +296,17 @@ def test_selection_above_matches_the_mask_selection(build):
         got, want = selection_above(pre, threshold), selection_from_mask(pre > threshold)
         assert torch.equal(got.indices, want.indices) and torch.equal(got.valid, want.valid)
         torch.testing.assert_close(got.values, torch.where(want.valid, pre.gather(1, want.indices), 0.0))
+
+
+def test_count_fired_matches_bincount(build):
+    from aekit.nn.codes import Codes
+
+    g = torch.Generator().manual_seed(15)
+    idx = torch.randint(0, 97, (40, 11), generator=g)
+    values = torch.randn(40, 11, generator=g)
+    values[0, 0] = float("nan")
+    want = torch.bincount(idx[values > 0], minlength=97)
+    assert torch.equal(native.count_fired(idx, values, 97), want)
+    assert torch.equal(Codes(97, values=values, indices=idx).fire_counts(), want)
+    with pytest.raises(IndexError, match="out of range"):
+        native.count_fired(torch.tensor([[5, 97]]), torch.ones(1, 2), 97)

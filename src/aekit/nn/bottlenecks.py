@@ -297,13 +297,17 @@ class JumpReLU(Bottleneck):
         return selection_above(at_least_float32(pre), self.threshold.detach() - margin)
 
     def activate(self, pre: Tensor, indices: Tensor | None) -> Tensor:
-        return jump_relu(at_least_float32(pre), self.threshold[indices], self.bandwidth)
+        return jump_relu(at_least_float32(pre), self._threshold_at(indices), self.bandwidth)
 
     def losses(self, ctx: LossContext) -> dict[str, Tensor]:
-        fired = step(at_least_float32(ctx.pre.detach()), self.threshold[ctx.codes.indices], self.bandwidth)
+        fired = step(at_least_float32(ctx.pre.detach()), self._threshold_at(ctx.codes.indices), self.bandwidth)
         if ctx.valid is not None:
             fired = fired * ctx.valid  # padding slots are not latents of this row
         return {"l0": self.l0_coefficient * fired.sum(-1).mean()}
+
+    def _threshold_at(self, indices: Tensor) -> Tensor:
+        # index_select, not threshold[indices]: its backward is an index_add, ~3× faster than advanced indexing's
+        return self.threshold.index_select(0, indices.reshape(-1)).view(indices.shape)
 
     def after_optimizer_step(self) -> None:
         with torch.no_grad():

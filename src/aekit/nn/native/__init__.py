@@ -52,6 +52,7 @@ _SIGNATURES = {
     "aekit_gated_backward": ([_P, _P, _P, _P, _I64, _I64, _P, _P, _P], ctypes.c_int),
     "aekit_count_above": ([_P, _P, _I64, _I64, _P], None),
     "aekit_select_above": ([_P, _P, _I64, _I64, _I64, _P, _P, _P], None),
+    "aekit_count_fired": ([_P, _P, _I64, _I64, _P], ctypes.c_int),
     "aekit_count_positive": ([_P, _I64, _I64, _P], ctypes.c_int),
     "aekit_group_by_value": ([_P, _I64, _I64, _P, _P], ctypes.c_int),
     "aekit_bf16_rows": ([_P, _I64, _I64, _P, _P, _P, _P], None),
@@ -369,3 +370,14 @@ def select_above(x: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torc
     valid = torch.empty(rows, width, dtype=torch.bool)
     library().aekit_select_above(_ptr(x), _ptr(thr), rows, n, width, _ptr(indices), _ptr(values), _ptr(valid))
     return indices, values, valid
+
+
+def count_fired(idx: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
+    """(n,) int64: for each latent, how many entries of the sparse codes (idx, values) name it with a value > 0."""
+    counts = torch.empty(n, dtype=torch.int64)
+    status = library().aekit_count_fired(_ptr(idx), _ptr(values), idx.numel(), n, _ptr(counts))
+    if status == 1:
+        raise IndexError(f"latent index out of range [0, {n})")
+    if status:
+        raise MemoryError("aekit native count could not allocate its counters")
+    return counts

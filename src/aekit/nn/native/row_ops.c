@@ -144,3 +144,36 @@ void aekit_select_above(const float *x, const float *thr, int64_t rows, int64_t 
         memset(val + m, 0, (size_t)(width - m) * sizeof(float));
     }
 }
+
+/* counts[l] = #{e : idx[e] = l and values[e] > 0} over N entries of sparse codes (0 ≤ idx < n; NaN does not
+ * count): per-thread int32 histograms summed in thread order (integers: exact for any thread count). Returns 1 when
+ * an index is out of range, 2 when out of memory. */
+int aekit_count_fired(const int64_t *idx, const float *values, int64_t N, int64_t n, int64_t *counts) {
+    size_t stride;
+    char *scratch = thread_scratch((size_t)n * sizeof(int32_t), &stride);
+    if (!scratch) return 2;
+    int n_threads = 1, bad = 0;
+#pragma omp parallel reduction(| : bad)
+    {
+#pragma omp single
+        n_threads = omp_get_num_threads();
+        int32_t *local = (int32_t *)(scratch + stride * (size_t)omp_get_thread_num());
+        memset(local, 0, (size_t)n * sizeof(int32_t));
+#pragma omp for schedule(static)
+        for (int64_t e = 0; e < N; e++) {
+            if (!(values[e] > 0.0f)) continue;
+            if (idx[e] < 0 || idx[e] >= n) {
+                bad = 1;
+                continue;
+            }
+            local[idx[e]]++;
+        }
+    }
+    for (int64_t l = 0; l < n; l++) counts[l] = 0;
+    for (int t = 0; t < n_threads; t++) {
+        const int32_t *local = (const int32_t *)(scratch + stride * (size_t)t);
+        for (int64_t l = 0; l < n; l++) counts[l] += local[l];
+    }
+    free(scratch);
+    return bad;
+}
