@@ -76,6 +76,16 @@ int aekit_group_by_value(const int64_t *idx, int64_t N, int64_t n, int64_t *star
 
 /* ---- firing counts of dense codes ------------------------------------------------------------------------------ */
 
+/* counts = the sum of n_threads int32 histograms of n bins in a thread_scratch block (freed), in thread order. */
+static void sum_thread_counts(char *scratch, size_t stride, int n_threads, int64_t n, int64_t *counts) {
+    for (int64_t l = 0; l < n; l++) counts[l] = 0;
+    for (int t = 0; t < n_threads; t++) {
+        const int32_t *local = (const int32_t *)(scratch + stride * (size_t)t);
+        for (int64_t l = 0; l < n; l++) counts[l] += local[l];
+    }
+    free(scratch);
+}
+
 /* counts[j] = #{b : x[b, j] > 0} for a (rows, n) matrix (NaN does not count): each thread counts a block of rows in
  * its own int32 counters, then the counters are summed in thread order (integers: exact for any thread count).
  * PyTorch's column-wise (x > 0).sum(0) over a 2048 × 8192 batch takes 40–70 ms; this is one pass at memory speed.
@@ -98,12 +108,7 @@ int aekit_count_positive(const float *x, int64_t rows, int64_t n, int64_t *count
             for (int64_t j = 0; j < n; j++) local[j] += row[j] > 0.0f;
         }
     }
-    for (int64_t j = 0; j < n; j++) counts[j] = 0;
-    for (int t = 0; t < n_threads; t++) {
-        const int32_t *local = (const int32_t *)(scratch + stride * (size_t)t);
-        for (int64_t j = 0; j < n; j++) counts[j] += local[j];
-    }
-    free(scratch);
+    sum_thread_counts(scratch, stride, n_threads, n, counts);
     return 0;
 }
 
@@ -169,11 +174,6 @@ int aekit_count_fired(const int64_t *idx, const float *values, int64_t N, int64_
             local[idx[e]]++;
         }
     }
-    for (int64_t l = 0; l < n; l++) counts[l] = 0;
-    for (int t = 0; t < n_threads; t++) {
-        const int32_t *local = (const int32_t *)(scratch + stride * (size_t)t);
-        for (int64_t l = 0; l < n; l++) counts[l] += local[l];
-    }
-    free(scratch);
+    sum_thread_counts(scratch, stride, n_threads, n, counts);
     return bad;
 }
