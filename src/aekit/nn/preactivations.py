@@ -37,6 +37,7 @@ class EncoderPreactivations:
         self._workspace = workspace
         self._product: Tensor | None = None  # x·Wᵀ, without the bias until `_biased`
         self._biased = False
+        self._paused: bool | None = None  # whether this batch skips the screen (decided once, on first ask)
 
     # --- requests --------------------------------------------------------------------------------------------
     def row_topk(self, m: int) -> tuple[Tensor, Tensor]:
@@ -92,10 +93,14 @@ class EncoderPreactivations:
             self._workspace["screen_pause"] = SCREEN_PAUSE
 
     def _screen_paused(self) -> bool:
-        left = self._workspace.get("screen_pause", 0) if self._workspace is not None else 0
-        if left:
-            self._workspace["screen_pause"] = left - 1
-        return left > 0
+        """True while the workspace says the screen did not pay lately; counts this batch once, however many
+        requests it makes."""
+        if self._paused is None:
+            left = self._workspace.get("screen_pause", 0) if self._workspace is not None else 0
+            if left:
+                self._workspace["screen_pause"] = left - 1
+            self._paused = left > 0
+        return self._paused
 
     # --- the float32 product ---------------------------------------------------------------------------------
     def _unbiased_product(self) -> Tensor:
