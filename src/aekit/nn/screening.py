@@ -14,7 +14,7 @@ Cauchy–Schwarz |x̃·w̃ − x·w| ≤ ||x̃||·||δw|| + ||δx||·||w||. The 
     e[b, i] = ||x̃_b||·(||δw_i|| + γ_d||w̃_i||) + ||δx_b||·||w_i|| + u/(1 − u)·|approx[b, i]|
 bounds the error of entry (b, i); the native kernel adds the float rounding of its own arithmetic. With L the
 k-th largest lower bound (approx + bias − e) of a row, k latents are certainly ≥ L, so any latent whose upper
-bound is below L cannot be in the top k. For random data about k + 20 of 8192 latents per row survive
+bound is below L cannot be in the top k. For random data about 55 of 8192 latents per row survive
 (k = 32, d = 512). A row with too many survivors, or a non-finite entry, is computed by the dense float32 path.
 
 `MODE` (from $AEKIT_BF16_SCREEN: "auto", "1"/"always", "0"/"never") decides where it is used: "auto" on CPUs
@@ -66,7 +66,7 @@ def applies(x: Tensor, W: Tensor, k: int) -> bool:
 
 
 def _candidate_cap(k: int, n: int) -> int:
-    """Survivors allowed per row before it goes to the dense path: far above the usual k + 20, far below n."""
+    """Survivors allowed per row before it goes to the dense path: far above the usual k + 25, far below n."""
     return min(n, max(4 * k, k + 256))
 
 
