@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 
 
-def _kernel(z: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
-    return (((z - threshold) / bandwidth).abs() < 0.5).to(z.dtype)
+def _in_window(z: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
+    """K((z − θ)/ε) ≠ 0, i.e. |z − θ| < ε/2, as a boolean mask."""
+    return (z - threshold).abs_() < 0.5 * bandwidth
 
 
 class _JumpReLU(torch.autograd.Function):
@@ -27,9 +28,9 @@ class _JumpReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         z, threshold = ctx.saved_tensors
-        grad_z = grad * (z > threshold).to(grad.dtype)
-        grad_threshold = -(threshold / ctx.bandwidth) * _kernel(z, threshold, ctx.bandwidth) * grad
-        return grad_z, grad_threshold, None
+        grad_z = torch.where(z > threshold, grad, 0.0)
+        grad_threshold = torch.where(_in_window(z, threshold, ctx.bandwidth), grad * threshold, 0.0)
+        return grad_z, grad_threshold.mul_(-1.0 / ctx.bandwidth), None
 
 
 class _Step(torch.autograd.Function):
@@ -42,8 +43,8 @@ class _Step(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         z, threshold = ctx.saved_tensors
-        grad_threshold = -(1.0 / ctx.bandwidth) * _kernel(z, threshold, ctx.bandwidth) * grad
-        return torch.zeros_like(z), grad_threshold, None
+        grad_threshold = torch.where(_in_window(z, threshold, ctx.bandwidth), grad, 0.0).mul_(-1.0 / ctx.bandwidth)
+        return None, grad_threshold, None  # no gradient for z through the step (None: autograd skips the zeros)
 
 
 def jump_relu(z: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
