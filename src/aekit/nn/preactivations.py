@@ -25,7 +25,7 @@ from torch import Tensor
 
 from . import native, screening
 from .codes import at_least_float32
-from .topk import batch_topk_dense, batch_topk_from_candidates, topk_indices
+from .topk import batch_topk_dense, batch_topk_from_candidates, topk_with_values
 
 SCREEN_PAUSE = 100  # batches that skip the screen after one where it did not pay
 
@@ -53,9 +53,7 @@ class EncoderPreactivations:
             if native.usable(None, product, self.bias):
                 self._biased = True  # the native top-k adds the bias in place while it reads each row
                 return native.bias_topk_(product, self.bias, m)
-        dense = self.dense()
-        indices = topk_indices(dense, m)
-        return indices, dense.gather(1, indices)
+        return topk_with_values(self.dense(), m)
 
     def batch_topk(self, total: int, per_row: int) -> tuple[Tensor, Tensor, Tensor]:
         """(rows, cols, values) of the `total` largest pre-activations of the whole batch (BatchTopK): screened

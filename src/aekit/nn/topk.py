@@ -19,6 +19,8 @@ import math
 import torch
 from torch import Tensor
 
+from . import native
+
 
 def group_size(n: int, k: int) -> int | None:
     """The group size for rows of n keeping k, or None when plain `torch.topk` is as fast (small n/k)."""
@@ -46,6 +48,15 @@ def topk_indices(x: Tensor, k: int) -> Tensor:
     candidates = (groups.unsqueeze(-1) + torch.arange(0, n, n_groups, device=x.device)).view(batch, k * g)
     best = x.gather(1, candidates).topk(k, dim=1, sorted=False).indices
     return candidates.gather(1, best)
+
+
+def topk_with_values(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """(indices, values) of the k largest entries of each row of x, in no particular order: the native top-k for
+    contiguous float32 CPU rows (it reads x without changing it), else `topk_indices` and a gather."""
+    if x.ndim == 2 and 1 <= k <= x.shape[1] and native.usable(None, x):
+        return native.bias_topk_(x, None, k)
+    indices = topk_indices(x, k)
+    return indices, x.gather(-1, indices)
 
 
 def batch_topk_from_candidates(indices: Tensor, values: Tensor, total: int) -> tuple[Tensor, Tensor, Tensor] | None:
