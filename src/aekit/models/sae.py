@@ -121,9 +121,13 @@ class SparseAutoencoder(Autoencoder):
         self._workspace: dict[str, Any] = {}  # training: reused (batch, n_latents) buffers, screen state
 
     # --- encode / decode in normalised units --------------------------------------------------------
+    def _center(self) -> Tensor | None:
+        """The pre-encoder bias: b_dec lives in the reconstruction space, so only an autoencoder subtracts it."""
+        return None if self.config.is_transcoder else self.b_dec
+
     def _encoder_input(self, x_n: Tensor) -> Tensor:
-        # the pre-encoder bias lives in the reconstruction space, so only an autoencoder subtracts it
-        return x_n if self.config.is_transcoder else x_n - self.b_dec
+        center = self._center()
+        return x_n if center is None else x_n - center
 
     def _encode_normalized(self, x_n: Tensor) -> tuple[Codes, Tensor, EncoderPreactivations | None, Tensor | None]:
         """(codes, pre-activations with gradient where codes live, the no-grad pre-activations of a sparse
@@ -141,8 +145,7 @@ class SparseAutoencoder(Autoencoder):
                 values = values * selection.valid
             codes = Codes(self.config.n_latents, values=values, indices=selection.indices)
             return codes, pre, pre_all, selection.valid
-        center = None if self.config.is_transcoder else self.b_dec  # the pre-encoder bias (see _encoder_input)
-        pre = dense_encode(x_n, self.W_enc, self.b_enc, center)
+        pre = dense_encode(x_n, self.W_enc, self.b_enc, self._center())
         return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, None, None
 
     def train(self, mode: bool = True) -> SparseAutoencoder:
@@ -153,8 +156,7 @@ class SparseAutoencoder(Autoencoder):
     def _sparse_pre(self, x_n: Tensor, idx: Tensor, pre_at_idx: Tensor, x_c: Tensor | None = None) -> Tensor:
         """Pre-activations at `idx` (their values already known) with a sparse gradient; the pre-encoder bias's
         gradient is one mat-vec. `x_c`: the encoder input x_n − b_dec, when the caller already has it."""
-        center = None if self.config.is_transcoder else self.b_dec
-        return sparse_encode(x_n, self.W_enc, self.b_enc, idx, pre_at_idx, center=center, x_centered=x_c)
+        return sparse_encode(x_n, self.W_enc, self.b_enc, idx, pre_at_idx, center=self._center(), x_centered=x_c)
 
     def _decode_normalized(self, codes: Codes) -> Tensor:
         if codes.is_sparse:
@@ -215,8 +217,7 @@ class SparseAutoencoder(Autoencoder):
         # products, instead of gathering k_aux rows of the full matrices per example (~100 ms per step at
         # 8192 latents, 10% dead, k_aux 256).
         W_enc, b_enc, W_dec = (p.index_select(0, dead) for p in (self.W_enc, self.b_enc, self.W_dec))
-        center = None if self.config.is_transcoder else self.b_dec
-        aux_values = torch.relu(sparse_encode(x_n, W_enc, b_enc, local, aux_pre, center=center))
+        aux_values = torch.relu(sparse_encode(x_n, W_enc, b_enc, local, aux_pre, center=self._center()))
         residual = (y_n - y_hat_n).detach()
         no_bias = torch.zeros(W_dec.shape[1], dtype=W_dec.dtype, device=W_dec.device)
         error, _ = sparse_decode_squared_error(aux_values, local, W_dec, no_bias, residual)
