@@ -54,6 +54,7 @@ class Case:
     step: Callable[[torch.Tensor], object]
     note: str = ""
     times: list[float] = field(default_factory=list)
+    screened: bool = False  # an aekit step whose selection the bfloat16 screen serves
 
     @property
     def ms(self) -> float:
@@ -111,7 +112,8 @@ def aekit_case(arch: str, s: dict, data: torch.Tensor, args, device: torch.devic
 
     def step(x: torch.Tensor) -> None:
         mode = screening.MODE
-        screening.MODE = screening.MODE if screen else "never"
+        if not screen:
+            screening.MODE = "never"
         try:
             trainer.train_step(x, LR)
         finally:
@@ -119,9 +121,10 @@ def aekit_case(arch: str, s: dict, data: torch.Tensor, args, device: torch.devic
 
     fused = trainer.optimizer.defaults.get("fused")
     note = f"Trainer.train_step, Adam fused={bool(fused)}, grad clip {cfg.grad_clip}"
-    if screen and _screens(model, s, device):
+    screened = screen and _screens(model, s, device)
+    if screened:
         note += ", bfloat16 screen of the encoder product"
-    return Case(f"aekit {arch}" + ("" if screen else ", no screen"), "aekit", step, note)
+    return Case(f"aekit {arch}" + ("" if screen else ", no screen"), "aekit", step, note, screened=screened)
 
 
 def _screens(model: SparseAutoencoder, s: dict, device: torch.device) -> bool:
@@ -248,7 +251,7 @@ def run(args) -> dict:
     for arch in args.arch or sorted(BOTTLENECKS):
         try:
             cases.append(aekit_case(arch, s, data, args, device))
-            if "bfloat16 screen" in cases[-1].note:  # the same step with the float32 product deciding
+            if cases[-1].screened:  # the same step with the float32 product deciding
                 cases.append(aekit_case(arch, s, data, args, device, screen=False))
         except Exception as e:  # a registry entry that cannot be built with these settings is reported, not fatal
             errors[f"aekit {arch}"] = f"{type(e).__name__}: {e}"
