@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from aekit import SAEConfig, SparseAutoencoder
-from aekit.caching import cache_activations
+from aekit.commands.caching import cache_activations
 from aekit.data import ActivationStore, ArraySource, StoreSource
 from aekit.data.lm import load_lm
 from aekit.train import TrainConfig, Trainer

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from aekit import SAEConfig, SparseAutoencoder
-from aekit.analysis.concepts import concept_activations, concept_recovery
+from aekit.analysis.concept_recovery import concept_activations, concept_recovery
 from aekit.data import ArraySource
 from aekit.data.lm import load_lm
 from aekit.train import TrainConfig, Trainer

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from aekit.disentangle import run_disentangle
+from aekit.commands.disentangle import run_disentangle
 from aekit.fileio import atomic_write_bytes, atomic_write_json
 
 RESULTS = Path(__file__).parent / "results"

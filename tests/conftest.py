@@ -16,6 +16,6 @@ def build(request, monkeypatch):
 
     if request.param == "portable":
         lib = native.load(("-mno-avx512f",))
-        monkeypatch.setattr(native, "library", lambda: lib)
-    assert native.library() is not None
+        monkeypatch.setattr(native.build, "library", lambda: lib)
+    assert native.build.library() is not None
     return request.param

@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from aekit import workflows
+from aekit.commands import workflows
 from aekit.cli import main
 from aekit.data import write_store
 from aekit.data.store import ActivationStoreWriter

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from aekit.errors import ShapeError
-from aekit.metrics.concepts import concept_best_f1, matched_correlation, probe_correlation, probe_f1
+from aekit.metrics.concept_scores import concept_best_f1, matched_correlation, probe_correlation, probe_f1
 
 
 def test_best_f1_finds_the_exact_detector_and_ignores_unlabelled_tokens():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from aekit import disentangle
+from aekit.commands import disentangle
 from aekit.analysis.passive import encode_posteriors, passive_variables
+from aekit.commands.disentangle import MODEL_NAMES, run_disentangle, t_interval
 from aekit.data.sources import DictArraySource
-from aekit.disentangle import MODEL_NAMES, run_disentangle, t_interval
 from aekit.errors import ConfigError, DataError
 from aekit.models.base import load_model
 from aekit.models.image_ae import (

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not HAVE_COMPILER, reason="no C compiler: the Py
 
 
 def test_library_builds_when_a_compiler_exists():
-    assert native.library() is not None
+    assert native.build.library() is not None
     assert native.usable(torch.zeros(2, dtype=torch.int64), torch.zeros(2, 3))
     assert not native.usable(None, torch.zeros(2, 3, dtype=torch.float64))
     assert not native.usable(None, torch.zeros(3, 2).t())  # not contiguous
@@ -157,7 +157,7 @@ def test_sae_training_step_agrees_with_the_pytorch_kernels(build, monkeypatch, a
     results = []
     for use_native in (True, False):
         if not use_native:
-            monkeypatch.setattr(native, "library", lambda: None)
+            monkeypatch.setattr(native.build, "library", lambda: None)
         model = SparseAutoencoder(SAEConfig(d_in=64, n_latents=n_latents, architecture=architecture, k=8), seed=0)
         model.initialize_from_data(x)
         model.train()
@@ -201,7 +201,7 @@ def test_nested_squared_errors_match_the_prefix_reconstructions(build, monkeypat
     from aekit.nn.sparse_ops import sparse_nested_squared_errors
 
     if not use_native:
-        monkeypatch.setattr(native, "library", lambda: None)
+        monkeypatch.setattr(native.build, "library", lambda: None)
     g = torch.Generator().manual_seed(8)
     batch, n, d, k, prefixes = 64, 96, 40, 6, [6, 24, 48, 96]
     idx = torch.stack([torch.randperm(n, generator=g)[:k] for _ in range(batch)])
@@ -275,7 +275,7 @@ def test_gated_magnitude_native_matches_the_pytorch_formula(build, monkeypatch):
     results = []
     for use_native in (True, False):
         if not use_native:
-            monkeypatch.setattr(native, "library", lambda: None)
+            monkeypatch.setattr(native.build, "library", lambda: None)
         pre, r, b = (t.clone().requires_grad_() for t in (pre0, r0, b0))
         f = dense_ops.gated_magnitude(pre, r, b)
         results.append((f.detach(), *torch.autograd.grad((f * weights).sum(), (pre, r, b))))

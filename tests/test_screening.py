@@ -141,7 +141,7 @@ def test_auto_mode_uses_the_screen_only_where_it_pays(monkeypatch):
     monkeypatch.setattr(screening, "MODE", "auto")
     monkeypatch.setattr(screening, "bfloat16_hardware", lambda: True)
     big_x, big_W = torch.randn(8, 512), torch.randn(8192, 512)
-    assert screening.applies(big_x, big_W, 32) == (native.library() is not None)
+    assert screening.applies(big_x, big_W, 32) == (native.build.library() is not None)
     assert not screening.applies(torch.randn(8, 32), torch.randn(8192, 32), 32)  # d too small to pay
     assert not screening.applies(big_x, big_W, 2048)  # k too wide a fraction of the latents
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -8,10 +8,10 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from aekit.analysis.spliced import hook_width, replace_hook, spliced_eval  # noqa: E402
+from aekit.analysis.splicing import hook_width, replace_hook, spliced_eval  # noqa: E402
 from aekit.data.hooks import model_layout  # noqa: E402
 from aekit.errors import ShapeError  # noqa: E402
-from aekit.metrics.spliced import loss_recovered, spliced_metrics  # noqa: E402
+from aekit.metrics.lm_loss import loss_recovered, spliced_metrics  # noqa: E402
 from aekit.models.sae import SAEConfig, SparseAutoencoder  # noqa: E402
 
 from .tiny_lms import tiny_lm as _model  # noqa: E402

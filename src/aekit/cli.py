@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from . import __version__, workflows
+from ._version import __version__
+from .commands import workflows
 from .errors import AekitError, ConfigError
 from .models import SAEConfig
 from .train import TrainConfig
@@ -164,7 +165,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import demo
+    from .commands import demo
 
     out = Path(args.out)
     if args.world == "features":
@@ -191,7 +192,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from .caching import cache_activations
+    from .commands.caching import cache_activations
 
     store = cache_activations(
         args.model, args.hook, args.text, args.out, batch_size=args.batch_size, max_length=args.max_length,
@@ -255,7 +256,7 @@ def _print_toy_lm_eval(result: dict[str, Any]) -> None:
 
 
 def cmd_disentangle(args: argparse.Namespace) -> int:
-    from .disentangle import run_disentangle
+    from .commands.disentangle import run_disentangle
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     result = run_disentangle(args.world, models=models, seeds=args.seeds, steps=args.steps, out_dir=args.out,

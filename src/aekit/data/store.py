@@ -21,7 +21,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save
 from torch import Tensor
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FormatError, StoreError
 from ..fileio import atomic_write_bytes, atomic_write_json, read_json
 from .stream import ShuffledChunkStream, StreamBackedSource, chunk_permutation

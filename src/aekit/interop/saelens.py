@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FormatError
 from ..fileio import atomic_directory, atomic_write_json, atomic_write_safetensors, read_json
 from ..models.base import Autoencoder

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from .. import __version__
-from ..config import ConfigBase
+from .._version import __version__
+from ..config_base import ConfigBase
 from ..errors import FormatError
 from ..fileio import atomic_directory, atomic_write_json, atomic_write_safetensors, load_safetensors, read_json
 from ..nn.codes import Codes

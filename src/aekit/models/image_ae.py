@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ConfigBase
+from ..config_base import ConfigBase
 from ..errors import DataError, ShapeError
 from ..nn.codes import Codes
 from ..nn.conv import ConvDecoder, ConvEncoder, feature_map_size, parse_channels

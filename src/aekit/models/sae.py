@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ConfigBase
+from ..config_base import ConfigBase
 from ..errors import ShapeError
 from ..nn import native
 from ..nn.bottlenecks import BOTTLENECKS, LossContext, make_bottleneck
 from ..nn.codes import Codes
 from ..nn.dense_ops import dense_encode
-from ..nn.distributed import global_total_variance
+from ..nn.global_reductions import global_total_variance
 from ..nn.preactivations import EncoderPreactivations
 from ..nn.sparse_ops import sparse_decode, sparse_decode_squared_error, sparse_encode
 from ..nn.topk import topk_with_values

@@ -14,7 +14,7 @@ can be active, so sparse codes never build a dense batch × n_latents gradient.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -27,8 +27,23 @@ from .ste import jump_relu, step
 from .topk import batch_topk_pairs, topk_indices
 
 if TYPE_CHECKING:
-    from ..models.sae import SAEConfig
     from .preactivations import EncoderPreactivations
+
+
+class BottleneckSettings(Protocol):
+    """The hyper-parameters a bottleneck reads; `aekit.models.SAEConfig` provides them (nn/ does not import models/)."""
+
+    architecture: str
+    n_latents: int
+    k: int
+    l1_coefficient: float
+    l1_decoder_weighted: bool
+    l0_coefficient: float
+    jumprelu_bandwidth: float
+    jumprelu_init_threshold: float
+    threshold_momentum: float
+
+    def prefix_sizes(self) -> list[int]: ...
 
 
 @dataclass
@@ -107,7 +122,7 @@ class Bottleneck(nn.Module):
     uses_aux_k: ClassVar[bool] = False  # dead latents are revived with the AuxK loss
     unit_norm_decoder: bool = True
 
-    def __init__(self, config: SAEConfig):
+    def __init__(self, config: BottleneckSettings):
         super().__init__()
         self.n_latents = config.n_latents
 
@@ -152,7 +167,7 @@ class ReLUL1(Bottleneck):
     architecture = "relu"
     sparse = False
 
-    def __init__(self, config: SAEConfig):
+    def __init__(self, config: BottleneckSettings):
         super().__init__(config)
         self.l1_coefficient = config.l1_coefficient
         self.decoder_weighted = config.l1_decoder_weighted
@@ -175,7 +190,7 @@ class TopK(Bottleneck):
     sparse = True
     uses_aux_k = True
 
-    def __init__(self, config: SAEConfig):
+    def __init__(self, config: BottleneckSettings):
         super().__init__(config)
         self.k = config.k
 
@@ -199,7 +214,7 @@ class BatchTopK(Bottleneck):
     sparse = True
     uses_aux_k = True
 
-    def __init__(self, config: SAEConfig):
+    def __init__(self, config: BottleneckSettings):
         super().__init__(config)
         self.k = config.k
         self.per_row = 4 * config.k  # candidates per row for the batch-wide top-k (see batch_topk_pairs)
@@ -256,7 +271,7 @@ class Matryoshka(BatchTopK):
 
     architecture = "matryoshka"
 
-    def __init__(self, config: SAEConfig):
+    def __init__(self, config: BottleneckSettings):
         super().__init__(config)
         self.prefixes = config.prefix_sizes()
 
@@ -286,7 +301,7 @@ class JumpReLU(Bottleneck):
     sparse = True
     MIN_THRESHOLD = 1e-6
 
-    def __init__(self, config: SAEConfig):
+    def __init__(self, config: BottleneckSettings):
         super().__init__(config)
         self.bandwidth = config.jumprelu_bandwidth
         self.l0_coefficient = config.l0_coefficient
@@ -329,7 +344,7 @@ class Gated(Bottleneck):
     architecture = "gated"
     sparse = False
 
-    def __init__(self, config: SAEConfig):
+    def __init__(self, config: BottleneckSettings):
         super().__init__(config)
         self.l1_coefficient = config.l1_coefficient
         self.r_mag = nn.Parameter(torch.zeros(config.n_latents))
@@ -353,5 +368,5 @@ BOTTLENECKS: dict[str, type[Bottleneck]] = {
 }
 
 
-def make_bottleneck(config: SAEConfig) -> Bottleneck:
+def make_bottleneck(config: BottleneckSettings) -> Bottleneck:
     return BOTTLENECKS[config.architecture](config)

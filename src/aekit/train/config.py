@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import ConfigBase
+from ..config_base import ConfigBase
 
 DECAYS = ("linear", "cosine", "none")
 PRECISIONS = ("float32", "bfloat16")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigBase
+from ..config_base import ConfigBase
 from ..errors import ConfigError
 from ..seeding import derive_seed
 

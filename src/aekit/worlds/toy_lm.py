@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..config import ConfigBase
+from ..config_base import ConfigBase
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_directory, atomic_write_json, require_fresh_directory
 from ..seeding import derive_seed
@@ -44,7 +44,7 @@ from .language import (
 __all__ = ["ToyLMConfig", "bundled_toy_lm_path", "evaluate_toy_lm", "train_toy_lm"]
 
 MIXTURE_KINDS = ("prose", *TASK_FAMILIES)
-BUNDLED_DIR = "toy_lm"
+BUNDLED_DIR = "bundled/toy_gpt2"  # package data: the trained checkpoint shipped with aekit
 
 
 @dataclass

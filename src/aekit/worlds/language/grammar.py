@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...config import ConfigBase
+from ...config_base import ConfigBase
 from ...seeding import derive_seed
 from .vocab import ADJECTIVES, BOS, COPULA, ENTITIES, ENTITY_TYPES, REGISTER, SHARED_NOUNS, TOPICS
 

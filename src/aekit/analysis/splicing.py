@@ -7,7 +7,7 @@ The activation at `hook` is replaced at every position (padding included; padded
 For `attn.hook_z` the SAE sees the flattened (heads·d_head) input of the attention output projection; for
 `attn.hook_result` it sees the flattened (heads·d_model) per-head results z_h W_O^h, and the output projection's
 output becomes Σ_h x̂_h + bias (so zero ablation leaves only the bias, as zeroing z would).
-Metric conventions (which positions count, KL direction) are documented in `aekit.metrics.spliced`.
+Metric conventions (which positions count, KL direction) are documented in `aekit.metrics.lm_loss`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..data.hooks import ActivationCapture, ModelLayout, check_inputs, token_rows
 from ..errors import ConfigError, ShapeError
-from ..metrics.spliced import METRIC_MODES, metrics_from_sums, spliced_sums
+from ..metrics.lm_loss import METRIC_MODES, metrics_from_sums, spliced_sums
 
 __all__ = ["hook_width", "mean_activation", "replace_hook", "spliced_eval"]
 

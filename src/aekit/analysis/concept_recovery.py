@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data.hooks import ActivationCapture
 from ..errors import DataError
-from ..metrics.concepts import concept_best_f1, matched_correlation, probe_correlation, probe_f1
+from ..metrics.concept_scores import concept_best_f1, matched_correlation, probe_correlation, probe_f1
 from ..worlds.language import LanguageWorld
 
 __all__ = ["ConceptData", "concept_activations", "concept_recovery"]

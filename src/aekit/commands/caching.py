@@ -15,13 +15,13 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from .data.corpus import check_corpus, iter_documents
-from .data.hooks import ActivationCapture, parse_hook_name
-from .data.lm_source import document_rows, hook_shape
-from .data.store import DTYPES, ActivationStore, ActivationStoreWriter
-from .errors import ConfigError, DataError
-from .fileio import discard_partial_output, require_fresh_directory
+from .._version import __version__
+from ..data.corpus import check_corpus, iter_documents
+from ..data.hooks import ActivationCapture, parse_hook_name
+from ..data.lm_source import document_rows, hook_shape
+from ..data.store import DTYPES, ActivationStore, ActivationStoreWriter
+from ..errors import ConfigError, DataError
+from ..fileio import discard_partial_output, require_fresh_directory
 
 __all__ = ["DEFAULT_MAX_LENGTH", "cache_activations", "hook_shape"]
 
@@ -59,7 +59,7 @@ def cache_activations(
     progress: bool = True,
 ) -> ActivationStore:
     """Write the activations at `hook` of every non-pad, non-BOS token of the corpus `text` to a new store."""
-    from .data.lm import load_lm, resolve_device
+    from ..data.lm import load_lm, resolve_device
 
     out = Path(out)
     require_fresh_directory(out, "output store")

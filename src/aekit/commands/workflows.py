@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import coerce
-from .errors import AekitError, ConfigError, DataError, FormatError, ShapeError
-from .fileio import atomic_write_json, discard_partial_output, read_json, require_fresh_directory
-from .interop import load_any
-from .models import SAEConfig, SparseAutoencoder
-from .models.evaluate import evaluate_reconstruction
-from .report import plot_training
-from .train import TrainConfig, Trainer
-from .train.distributed import launched_rank
+from ..config_base import coerce
+from ..errors import AekitError, ConfigError, DataError, FormatError, ShapeError
+from ..fileio import atomic_write_json, discard_partial_output, read_json, require_fresh_directory
+from ..interop import load_any
+from ..models import SAEConfig, SparseAutoencoder
+from ..models.evaluate import evaluate_reconstruction
+from ..report import plot_training
+from ..train import TrainConfig, Trainer
+from ..train.distributed import launched_rank
 from .training_data import DataSpec, data_provenance, open_training_source, record, sample_rows
 
 RUN_FILE = "run.json"
@@ -140,9 +140,9 @@ def evaluate_spliced(model_dir: str | Path, lm: str, hook: str, text: str | Path
     """Splice the SAE into `lm` at `hook` on the first documents of a corpus: CE recovered, KL, Δ loss."""
     from itertools import islice
 
-    from .analysis.spliced import spliced_eval
-    from .data.corpus import iter_documents
-    from .data.lm import load_lm
+    from ..analysis.splicing import spliced_eval
+    from ..data.corpus import iter_documents
+    from ..data.lm import load_lm
 
     sae = load_any(model_dir)
     documents = list(islice(iter_documents(text), max_documents))
@@ -161,10 +161,10 @@ def feature_report(model_dir: str | Path, text: str | Path, out: str | Path, *, 
     """Write the HTML feature report of an SAE; the LM and hook default to those recorded when it was trained."""
     from itertools import islice
 
-    from .data.corpus import check_corpus, iter_documents
-    from .data.lm import load_lm
-    from .report.feature_report import build_report
-    from .report.html import write_report
+    from ..data.corpus import check_corpus, iter_documents
+    from ..data.lm import load_lm
+    from ..report.feature_report import build_report
+    from ..report.html import write_report
 
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):

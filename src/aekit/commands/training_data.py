@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from .data import open_source
-from .data.sources import Source
-from .errors import ConfigError
-from .train import TrainConfig
+from ..data import open_source
+from ..data.sources import Source
+from ..errors import ConfigError
+from ..train import TrainConfig
 
 DataSpec = str | Path | dict[str, Any]
 LM_KEYS = ("lm", "hook", "text")
@@ -40,9 +40,9 @@ def record(data: DataSpec) -> str | dict[str, Any]:
 
 
 def _lm_source(spec: dict[str, Any], batch_size: int, seed: int, buffer_rows: int):
-    from .data.corpus import check_corpus, iter_documents
-    from .data.lm import load_lm
-    from .data.lm_source import LMActivationSource
+    from ..data.corpus import check_corpus, iter_documents
+    from ..data.lm import load_lm
+    from ..data.lm_source import LMActivationSource
 
     corpus = check_corpus(spec["text"])
     documents = list(islice(iter_documents(corpus), spec["max_documents"]))

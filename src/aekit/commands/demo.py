@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .fileio import atomic_write_bytes, atomic_write_json
-from .models.evaluate import evaluate_reconstruction
-from .report import plot_training
-from .train import TrainConfig
+from ..errors import ConfigError
+from ..fileio import atomic_write_bytes, atomic_write_json
+from ..models.evaluate import evaluate_reconstruction
+from ..report import plot_training
+from ..train import TrainConfig
 
 DEMO_MARKER = "demo.json"
 LANGUAGE_HOOK = "blocks.1.hook_resid_post"
@@ -47,9 +47,9 @@ def _in_fresh_demo_dir(out_dir: str | Path, description: dict[str, Any], job: Ca
 def feature_world_demo(out_dir: str | Path = "demo-out", steps: int = 4000, seed: int = 0,
                        progress: bool = True) -> dict[str, Any]:
     """Train a TopK SAE on the default synthetic feature world and score it against the true features."""
-    from .data import write_store
+    from ..data import write_store
+    from ..worlds import FeatureWorld, FeatureWorldConfig, recovery_scores
     from .workflows import train
-    from .worlds import FeatureWorld, FeatureWorldConfig, recovery_scores
 
     world = FeatureWorld(FeatureWorldConfig(seed=seed))
 
@@ -89,12 +89,12 @@ def language_demo(out_dir: str | Path = "demo-out", steps: int = 1500, seed: int
     `n_documents` generated documents are cached for training; a quarter as many (≤ 1500) fresh prose documents
     are scored for concept recovery and a fifteenth (≤ 400) held-out documents give CE loss and the report.
     """
-    from .analysis.concepts import concept_activations, concept_recovery
+    from ..analysis.concept_recovery import concept_activations, concept_recovery
+    from ..data.lm import load_lm
+    from ..worlds.language import LanguageConfig, LanguageWorld, mixed_documents
+    from ..worlds.toy_lm import ToyLMConfig, bundled_toy_lm_path
     from .caching import cache_activations
-    from .data.lm import load_lm
     from .workflows import evaluate_spliced, feature_report, train
-    from .worlds.language import LanguageConfig, LanguageWorld, mixed_documents
-    from .worlds.toy_lm import ToyLMConfig, bundled_toy_lm_path
 
     lm_path = bundled_toy_lm_path()
     world = LanguageWorld(LanguageConfig(seed=ToyLMConfig().world_seed))

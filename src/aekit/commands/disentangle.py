@@ -22,12 +22,19 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .analysis.passive import passive_variables
-from .data.sources import DictArraySource
-from .errors import AekitError, ConfigError
-from .fileio import atomic_write_bytes, atomic_write_json, read_json
-from .metrics.disentanglement import dci, infomec, mig, sap
-from .models.image_ae import (
+from ..analysis.passive import passive_variables
+from ..data.sources import DictArraySource
+from ..errors import AekitError, ConfigError
+from ..fileio import atomic_write_bytes, atomic_write_json, read_json
+from ..metrics.disentanglement import dci, infomec, mig, sap
+from ..models.qlae import QLAE, QLAEConfig
+from ..models.xfactors import XFactors, XFactorsConfig
+from ..nn.codes import Codes
+from ..report.images import save_image_grid
+from ..seeding import derive_seed
+from ..train import TrainConfig, Trainer
+from ..worlds import DSpritesWorld, FactorWorld, Shapes3DWorld
+from ..models.image_ae import (
     VQVAE,
     BetaTCVAE,
     BetaTCVAEConfig,
@@ -37,13 +44,6 @@ from .models.image_ae import (
     ImageAutoencoder,
     VQVAEConfig,
 )
-from .models.qlae import QLAE, QLAEConfig
-from .models.xfactors import XFactors, XFactorsConfig
-from .nn.codes import Codes
-from .report.images import save_image_grid
-from .seeding import derive_seed
-from .train import TrainConfig, Trainer
-from .worlds import DSpritesWorld, FactorWorld, Shapes3DWorld
 
 WORLDS: dict[str, Callable[[], FactorWorld]] = {"shapes3d": Shapes3DWorld, "dsprites": DSpritesWorld}
 METRICS = ("infom", "infoc", "infoe", "mig", "dci_d", "dci_c", "dci_i", "sap", "psnr")

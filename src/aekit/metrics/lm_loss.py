@@ -1,6 +1,6 @@
 """Spliced-evaluation metrics from logits: next-token CE, KL to the clean model, CE loss recovered.
 
-Conventions (shared with `aekit.analysis.spliced`):
+Conventions (shared with `aekit.analysis.splicing`):
 
 * Next-token CE: the logits at position t predict token t+1. A pair (t, t+1) counts when both positions are
   real tokens (attention_mask 1). Position 0's token (usually BOS) is therefore never a target, while the
