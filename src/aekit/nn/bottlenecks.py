@@ -283,8 +283,8 @@ class Matryoshka(BatchTopK):
         # every prefix's error from one gather of the decoder rows (sparse_nested_squared_errors)
         errors, y_hat = sparse_nested_squared_errors(codes.values, codes.indices, W_dec, b_dec, target, self.prefixes)
         mse = errors[-1]
-        # An earlier version added the prefixes' mean on top of the weight-1 "mse": the full reconstruction then
-        # outweighed each prefix P-fold and the absorption study measured 7% absorption instead of 3%.
+        # Every prefix, the full one included, weighs 1/P. Adding the prefixes' mean on top of a weight-1 "mse"
+        # would let the full reconstruction outweigh each prefix P-fold (absorption 7% instead of 3% in the study).
         return {"mse": mse, "matryoshka": (errors[:-1].sum() - (n_prefixes - 1) * mse) / n_prefixes}, y_hat
 
 

@@ -1,4 +1,4 @@
-"""Reports: PNG plots (and, later, HTML dashboards)."""
+"""Reports: PNG plots (training curves, feature density), image grids and the self-contained HTML feature report."""
 
 from .plots import plot_training
 
