@@ -4,15 +4,16 @@ Trains SAEs on one residual-stream layer of the bundled model (activations of ge
 scores single latents against every per-token concept (best F1 of a latent detector, averaged over the concept's
 values) and against the exact log p(topic | words so far) (Hungarian-matched correlation), next to a supervised
 linear probe on the same activations (held-out F1 / correlation). Prints SAE, probe and the ratio SAE / probe per
-architecture and seed; writes benchmarks/results/concept_recovery.json.
+architecture and seed; writes benchmarks/results/concept_recovery.json (or <--name>.json).
 
+    OMP_NUM_THREADS=1 python benchmarks/concept_recovery.py --seeds 0 1 --steps 1500
     python benchmarks/concept_recovery.py [--hook blocks.1.hook_resid_post] [--seeds 0 1] [--steps 3000] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +29,9 @@ from aekit.train import TrainConfig, Trainer
 from aekit.worlds.language import LanguageConfig, LanguageWorld, mixed_documents
 from aekit.worlds.toy_lm import ToyLMConfig, bundled_toy_lm_path
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared modules
+from results_io import write_results  # noqa: E402
+
 ARCHITECTURES = {  # TopK-style only: L0 is set directly, no coefficient calibration needed
     "topk k=8": dict(architecture="topk", k=8),
     "topk k=16": dict(architecture="topk", k=16),
@@ -46,14 +49,15 @@ def training_rows(model, tokenizer, hook: str, world: LanguageWorld, n_documents
     return torch.cat([document_rows(capture, tokenizer, hook, texts[i:i + 64], 128) for i in range(0, len(texts), 64)])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hook", default="blocks.1.hook_resid_post")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--n-latents", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="few documents and steps: a smoke run")
-    args = parser.parse_args()
+    parser.add_argument("--name", default="concept_recovery", help="write benchmarks/results/<name>.json")
+    args = parser.parse_args(argv)
     steps, n_train_docs, n_eval_docs = (150, 500, 200) if args.quick else (args.steps, 8000, 1500)
 
     model, tokenizer = load_lm(bundled_toy_lm_path(), progress=False)
@@ -94,9 +98,11 @@ def main() -> None:
         probe = np.mean([r["topic_posterior"]["probe_correlation"] for r in mine])
         cells.append(f"{sae:.3f} / {probe:.3f} ({sae / probe:.2f})")
         print(f"{name:>15}  " + "  ".join(f"{cell:>22}" for cell in cells))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "concept_recovery.json"
-    out.write_text(json.dumps({"hook": args.hook, "steps": steps, "rows": rows}, indent=1))
+    out = write_results(args.name, {
+        "benchmark": "concept_recovery", "hook": args.hook, "steps": steps, "n_latents": args.n_latents,
+        "seeds": args.seeds, "quick": args.quick, "training_documents": n_train_docs, "scored_documents": n_eval_docs,
+        "training_tokens": len(x), "scored_tokens": len(data.activations), "d": int(x.shape[1]),
+        "architectures": ARCHITECTURES, "rows": rows}, argv)
     print(f"results: {out}")
 
 

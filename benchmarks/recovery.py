@@ -16,16 +16,18 @@ parent decoder cosine) as well as F1 and FVU.
 Study "sweep": superposition 2×, 4×, 8×, 16× × firing law (independent, copula-correlated ρ 0.6, Zipf) in
 d = 32 at L0 ≈ 6; TopK, BatchTopK, Matryoshka at k = 6 and ReLU-L1 calibrated to it; MCC against ratio plotted.
 
-Prints tables (mean ± std over seeds), writes benchmarks/results/recovery.json and recovery.png.
+Prints tables (mean ± std over seeds) and writes benchmarks/results/recovery.json, one entry per study with its
+own settings and provenance: a run of some studies replaces those and keeps the others. Plots: recovery.png
+(the default studies), recovery_sweep.png (the sweep), recovery_<studies>.png for other selections.
 
-    python benchmarks/recovery.py            # full study (~30-40 min on 2 CPU cores)
-    python benchmarks/recovery.py --quick    # smaller worlds and fewer steps (~5 min)
+    OMP_NUM_THREADS=1 python benchmarks/recovery.py --threads 1    # the default studies, ~45 min on one core
+    OMP_NUM_THREADS=1 python benchmarks/recovery.py --threads 1 --studies sweep
+    python benchmarks/recovery.py --quick    # smaller worlds and fewer steps (~5 min), recovery_quick.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -36,7 +38,6 @@ import torch
 
 from aekit import SAEConfig, SparseAutoencoder
 from aekit.data import ArraySource
-from aekit.fileio import atomic_write_bytes
 from aekit.models.evaluate import evaluate_reconstruction
 from aekit.nn.bottlenecks import BOTTLENECKS
 from aekit.report.plots import plt
@@ -44,7 +45,10 @@ from aekit.train import TrainConfig, Trainer
 from aekit.worlds import FeatureWorld, FeatureWorldConfig
 from aekit.worlds.scoring import absorption_scores, latent_activity, recovery_scores
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared modules
+from results_io import RESULTS, provenance, read_results, write_results  # noqa: E402
+
+DEFAULT_STUDIES = ["uncorrelated", "hierarchical", "hierarchical_unit_norm", "absorption"]
 TOPK_STYLE = ("topk", "batchtopk", "matryoshka")
 COEFFICIENT = {"relu": "l1_coefficient", "gated": "l1_coefficient", "jumprelu": "l0_coefficient"}
 # JumpReLU in normalised units (E||x||² = 1): feature magnitudes here are ~1/sqrt(L0) ≈ 0.3, so the STE
@@ -175,7 +179,7 @@ SWEEP_RATIOS = (2, 4, 8, 16)
 SWEEP_ARCHS = ("topk", "batchtopk", "matryoshka", "relu")
 
 
-def run_sweep(args, results, tables, summaries, quick):
+def run_sweep(args, results, tables, summaries, quick, plot_path):
     """Superposition 2×–16× × firing law (independent, copula-correlated, Zipf) at L0 ≈ 6 in d = 32: MCC, F1, FVU
     per architecture (TopK-style at k = 6, ReLU-L1 calibrated to the same L0), shorter runs than the 8× study."""
     d, l0 = 32, 6
@@ -203,8 +207,10 @@ def run_sweep(args, results, tables, summaries, quick):
             f"{cells[c]['mean']:.3f} ± {cells[c]['std']:.3f}" if len(group) > 1 else f"{cells[c]['mean']:.3f}"
             for c in ("mcc", "f1", "fvu", "l0")) + " |")
     tables["sweep"] = "\n".join(lines)
-    results["sweep"] = {"rows": rows, "summary": summary, "d": d, "l0": l0, "steps": sweep_args.steps}
-    plot_sweep(summary, archs, RESULTS / f"recovery{'_quick' if quick else ''}_sweep.png")
+    results["sweep"] = {"rows": rows, "summary": summary, "d": d, "l0": l0, "steps": sweep_args.steps,
+                        "ratios": list(SWEEP_RATIOS[:2] if quick else SWEEP_RATIOS), "laws": list(SWEEP_LAWS),
+                        "plot": plot_path.name}
+    plot_sweep(summary, archs, plot_path)
 
 
 def plot_sweep(summary, archs, path):
@@ -235,10 +241,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--archs", nargs="+", default=sorted(BOTTLENECKS))
-    parser.add_argument("--studies", nargs="+",
-                        default=["uncorrelated", "hierarchical", "hierarchical_unit_norm", "absorption"])
+    parser.add_argument("--studies", nargs="+", default=DEFAULT_STUDIES,
+                        choices=[*DEFAULT_STUDIES, "sweep"])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--name", default=None,
+                        help="write benchmarks/results/<name>.json (default recovery; recovery_quick with --quick)")
     args = parser.parse_args(argv)
+    name = args.name or ("recovery_quick" if args.quick else "recovery")
     if args.threads:
         torch.set_num_threads(args.threads)
     quick = args.quick
@@ -253,7 +262,7 @@ def main(argv=None):
     args.eval_rows = 10_000 if quick else 20_000
     d = 32 if quick else 64
     l0 = 10
-    results, tables, summaries = {"settings": {k: v for k, v in vars(args).items()}}, {}, {}
+    results, tables, summaries = {}, {}, {}
 
     if "uncorrelated" in args.studies:
         world = FeatureWorld.with_superposition(8, d=d, l0=l0, seed=0)
@@ -293,16 +302,23 @@ def main(argv=None):
         results["absorption"] = {"rows": rows, "summary": summary, "world": world.config.to_dict(), "k": k}
 
     if "sweep" in args.studies:
-        run_sweep(args, results, tables, summaries, quick)
+        run_sweep(args, results, tables, summaries, quick, RESULTS / f"{name}_sweep.png")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if quick else ""
-    path = RESULTS / f"recovery{suffix}.json"
-    if path.is_file():  # a run of some studies updates them and keeps the others' results
-        results = {**json.loads(path.read_text()), **results}
-    atomic_write_bytes(path, json.dumps(results, indent=2, default=str).encode())
+    plot_name = None
     if summaries:
-        plot(summaries, RESULTS / f"recovery{suffix}_{'_'.join(args.studies)}.png")
+        studies = [s for s in args.studies if s != "sweep"]
+        plot_name = f"{name}.png" if set(studies) == set(DEFAULT_STUDIES) else f"{name}_{'_'.join(studies)}.png"
+        plot(summaries, RESULTS / plot_name)
+    settings = {k: v for k, v in vars(args).items() if k not in ("studies", "name")}
+    origin = provenance(argv)  # one per study: studies are run by separate commands and merged into one file
+    for study, entry in results.items():
+        entry.update(settings=settings, provenance=origin)
+        if plot_name and study != "sweep":
+            entry["plot"] = plot_name
+    previous = read_results(name) or {}  # a run of some studies updates them and keeps the others' results
+    results = {**{k: v for k, v in previous.items() if k in (*DEFAULT_STUDIES, "sweep")}, **results}
+    path = write_results(name, results, argv, with_provenance=False)
     for name, table in tables.items():
         print(f"\n### {name}\n{table}")
     if "uncorrelated" in results and "topk" in results["uncorrelated"]["summary"]:
@@ -321,7 +337,7 @@ def main(argv=None):
         ma, ba = (s[a]["absorption_rate"]["mean"] for a in ("matryoshka", "batchtopk"))
         print(f"target (absorption): Matryoshka keeps parents that BatchTopK absorbs -> parent recall with a child "
               f"{m:.3f} vs {b:.3f}, absorption rate {ma:.3f} vs {ba:.3f} ({'met' if m > b and ma < ba else 'NOT met'})")
-    print(f"\nwrote {RESULTS / f'recovery{suffix}.json'} and .png")
+    print(f"\nwrote {path}" + (f" and {plot_name}" if plot_name else ""))
     return 0
 
 
