@@ -209,7 +209,8 @@ CASES = [
     # --- command line
     ("unknown-flag", TRAIN + ["--data", "{x}", "--bogus", "1"], ["--bogus"]),
     ("missing-data-flag", TRAIN, ["--data (an array file or activation store) or --lm/--hook/--text is required"]),
-    ("no-command", [], ["required"]),
+    ("no-command", [], ["no command given", "choose one of train, eval,", "aekit --help"]),
+    ("no-world-command", ["world"], ["world: no command given", "train-lm, eval-lm", "aekit world --help"]),
     ("unknown-command", ["fly"], ["'fly'"]),
     ("eval-zero-max-rows", ["eval", "{model}", "--data", "{x}", "--max-rows", "0"], ["--max-rows", "'0'"]),
     ("out-exists-non-empty", TRAIN[:1] + ["--out", "{run}"] + TRAIN[3:] + ["--data", "{x}"],

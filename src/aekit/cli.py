@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import shlex
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,11 @@ import yaml
 
 from ._version import __version__
 from .commands import workflows
+from .config_base import base_type
 from .errors import AekitError, ConfigError
 from .models import SAEConfig
 from .train import TrainConfig
+from .train.checkpoint import latest_checkpoint
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -28,22 +32,58 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as a one-line ConfigError instead of usage + exit."""
 
     def error(self, message: str):
-        raise ConfigError(f"{self.prog}: {message} (see --help)")
+        command = self.prog.removeprefix("aekit").strip()  # "" for aekit itself, "train", "world train-lm", ...
+        where = f"{command}: " if command else ""
+        raise ConfigError(f"{where}{message} (see {self.prog} --help)")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            commands = list(action.choices)
+            close = difflib.get_close_matches(str(value), commands, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise argparse.ArgumentError(None, f"unknown command {value!r}{hint}; choose one of {', '.join(commands)}")
+        super()._check_value(action, value)
+
+
+def _add_commands(parser: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction:
+    """Sub-commands of `parser`; running it without one is a one-line error that lists them."""
+    sub = parser.add_subparsers(dest=dest, metavar="COMMAND", title="commands", parser_class=_Parser,
+                                help=f"one of the commands below; `{parser.prog} COMMAND --help` describes it")
+
+    def no_command(args: argparse.Namespace) -> int:
+        command = parser.prog.removeprefix("aekit").strip()
+        where = f"{command}: " if command else ""
+        raise ConfigError(f"{where}no command given; choose one of {', '.join(sub.choices)} "
+                          f"(see {parser.prog} --help)")
+
+    parser.set_defaults(func=no_command)
+    return sub
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+    """A sub-command whose --help starts with its one-line summary (and `details`, when given)."""
+    description = f"{summary[0].upper()}{summary[1:]}." + (f" {details}" if details else "")
+    return sub.add_parser(name, help=summary, description=description)
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+_METAVARS = {int: "N", float: "X", bool: "BOOL", str: "TEXT", dict: "MAPPING"}
+
+
 def _add_config_flags(parser: argparse.ArgumentParser, sections=(("model", SAEConfig), ("train", TrainConfig)),
                       title: str = "{section} settings (override the config file)") -> None:
-    """One flag per config field; values are strings, converted and checked by the dataclasses."""
+    """One flag per config field, its help kept next to the field; values are strings, converted and checked by
+    the dataclasses."""
     for section, cls in sections:
         group = parser.add_argument_group(title.format(section=section))
+        hints = typing.get_type_hints(cls)
         for name in cls.field_names():
-            default = getattr(cls(), name)
-            group.add_argument(_flag(name), dest=f"{section}.{name}", metavar="V", default=None,
-                               help=f"default: {default}")
+            kind, _ = base_type(hints[name])
+            group.add_argument(_flag(name), dest=f"{section}.{name}", metavar=_METAVARS.get(kind, "V"), default=None,
+                               help=cls.field_help(name))
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -112,6 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("train --resume continues the saved run with its own settings; drop --config and flags")
         if not args.out:
             raise ConfigError("train --resume: --out must name the run directory to continue")
+        args.run_dir = args.out
         summary = workflows.resume(args.out, data=_train_data(args))
     else:
         content = read_config_file(args.config) if args.config else {}
@@ -126,6 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not out:
             raise ConfigError("train: --out is required (a new directory for the run)")
         train_config = TrainConfig.from_dict(settings["train"])
+        args.run_dir = out
         summary = workflows.train(data, out, settings["model"], train_config)
     _print_metrics(summary.metrics)
     print(f"model: {summary.out_dir / workflows.MODEL_DIR}")
@@ -280,114 +322,198 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="aekit", description="Interpretable latent codes with autoencoders.")
-    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+MODEL_DIR_HELP = ("a saved model directory: aekit's (config.json + model.safetensors, e.g. RUN/model) "
+                  "or a SAELens or sparsify SAE directory")
+QUIET_HELP = "no progress bars; default: off (progress bars shown)"
+CORPUS_FORMATS = ".txt (one document per line), .jsonl ('text' field) or .parquet ('text' column, needs pyarrow)"
 
-    p = sub.add_parser("train", help="train a sparse autoencoder on an array file or activation store")
-    p.add_argument("--config", help="YAML/JSON file with model/train settings")
-    p.add_argument("--data", help="array file (.npy .npz .safetensors .pt) or activation store directory")
-    p.add_argument("--out", help="new directory for the run (model, checkpoints, metrics, plot)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    on_the_fly = p.add_argument_group("activations on the fly (instead of --data)")
-    on_the_fly.add_argument("--lm", help="language model directory or hub name")
-    on_the_fly.add_argument("--hook", help="hook name, e.g. blocks.6.hook_resid_post")
-    on_the_fly.add_argument("--text", help="corpus: .txt, .jsonl or .parquet")
-    on_the_fly.add_argument("--max-length", type=_positive_int, default=128, help="tokens per document (default 128)")
-    on_the_fly.add_argument("--max-documents", type=_positive_int, default=None, help="use the first N documents")
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole `aekit` command line; building it runs nothing (the docs' CLI reference is generated from it)."""
+    parser = _Parser(prog="aekit", description="Interpretable latent codes with autoencoders: train sparse "
+                     "autoencoders on activations, evaluate and report on them, and run the ground-truth demos.",
+                     epilog="`aekit COMMAND --help` describes a command's options. Exit codes: 0 success, "
+                     "2 a mistake in the command line, a setting or an input file (one line on stderr), "
+                     "130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}",
+                        help="print aekit's version and exit")
+    sub = _add_commands(parser, "command")
+
+    p = _command(sub, "train", "train a sparse autoencoder on an array file, an activation store or a language "
+                 "model's activations on the fly",
+                 "Settings come from --config, then from the flags below (a flag overrides the file); "
+                 "the run directory receives model/, checkpoints/, metrics.json, metrics.jsonl and training.png.")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML or JSON file of settings: model: and train: sections (or their field names at the "
+                        "top level), plus data: and out:; default: none (flags and built-in defaults only)")
+    p.add_argument("--data", metavar="PATH",
+                   help="training data: an array file (.npy, .npz, .safetensors, .pt; rows × features) or an "
+                        "activation store directory; default: data: in --config; required unless "
+                        "--lm/--hook/--text are given")
+    p.add_argument("--out", metavar="DIR",
+                   help="new or empty directory for the run; with --resume, the run to continue; "
+                        "default: out: in --config; required")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest checkpoint, with the settings and data saved "
+                        "there; default: off (start a new run)")
+    on_the_fly = p.add_argument_group("activations on the fly (instead of --data; give all three)")
+    on_the_fly.add_argument("--lm", metavar="MODEL",
+                            help="language model: a local Hugging Face directory or a hub name; default: none")
+    on_the_fly.add_argument("--hook", metavar="NAME",
+                            help="hook whose activations are trained on, e.g. blocks.6.hook_resid_post; default: none")
+    on_the_fly.add_argument("--text", metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; default: none")
+    on_the_fly.add_argument("--max-length", type=_positive_int, default=128, metavar="N",
+                            help="tokens per document, longer ones are truncated; default: 128")
+    on_the_fly.add_argument("--max-documents", type=_positive_int, default=None, metavar="N",
+                            help="read only the first N documents of --text; default: all of them")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="reconstruction and sparsity metrics of a saved model on data")
-    p.add_argument("model_dir")
-    p.add_argument("--data", help="activations: an array file or an activation store")
-    p.add_argument("--lm", help="spliced evaluation: language model directory or hub name")
-    p.add_argument("--hook", help="spliced evaluation: hook the SAE replaces, e.g. blocks.6.hook_resid_post")
-    p.add_argument("--text", help="spliced evaluation: corpus (.txt, .jsonl, .parquet)")
-    p.add_argument("--max-documents", type=_positive_int, default=256)
-    p.add_argument("--max-length", type=_positive_int, default=128)
-    p.add_argument("--max-rows", type=_positive_int, default=262144)
-    p.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    p = _command(sub, "eval", "reconstruction and sparsity metrics of a saved model on activations, or its spliced "
+                 "language-model loss on a corpus",
+                 "Give --data, or --lm, --hook and --text for the spliced evaluation (CE loss recovered, KL).")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
+    p.add_argument("--data", metavar="PATH",
+                   help="activations to reconstruct: an array file (.npy, .npz, .safetensors, .pt) or an activation "
+                        "store directory; default: none (then --lm/--hook/--text are required)")
+    spliced = p.add_argument_group("spliced evaluation (instead of --data; give all three)")
+    spliced.add_argument("--lm", metavar="MODEL",
+                         help="language model: a local Hugging Face directory or a hub name; default: none")
+    spliced.add_argument("--hook", metavar="NAME",
+                         help="hook the SAE replaces, e.g. blocks.6.hook_resid_post; default: none")
+    spliced.add_argument("--text", metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; default: none")
+    spliced.add_argument("--max-documents", type=_positive_int, default=256, metavar="N",
+                         help="evaluate on the first N documents of --text; default: 256")
+    spliced.add_argument("--max-length", type=_positive_int, default=128, metavar="N",
+                         help="tokens per document, longer ones are truncated; default: 128")
+    p.add_argument("--max-rows", type=_positive_int, default=262144, metavar="N",
+                   help="evaluate on a random sample of at most N rows of --data; default: 262144")
+    p.add_argument("--json", action="store_true",
+                   help="print every metric as JSON; default: off (a table of the main metrics)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("info", help="print a saved model's configuration, provenance and tensor shapes")
-    p.add_argument("model_dir")
+    p = _command(sub, "info", "print a saved model's configuration, provenance and tensor shapes as JSON")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("demo", help="the whole pipeline on bundled ground truth (toy LM or feature world)")
-    p.add_argument("--out", default="demo-out")
+    p = _command(sub, "demo", "the whole pipeline on bundled ground truth (toy language model or feature world)",
+                 "Runs in minutes on a CPU and prints how well the SAE recovers the known truth.")
+    p.add_argument("--out", default="demo-out", metavar="DIR",
+                   help="directory for the outputs (metrics.json, report, run); a previous demo output there is "
+                        "replaced, any other non-empty directory refused; default: demo-out")
     p.add_argument("--world", choices=["language", "features"], default="language",
-                   help="language: the bundled toy GPT-2 end to end (default); features: synthetic feature world")
-    p.add_argument("--steps", type=_positive_int, default=None, help="SAE steps (default 1500 language, 4000 features)")
-    p.add_argument("--documents", type=_positive_int, default=6000, help="generated documents cached (language)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="language: the bundled toy GPT-2 end to end (cache, SAE, spliced loss, concepts, report); "
+                        "features: a synthetic feature world with known feature directions; default: language")
+    p.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                   help="SAE training steps; default: 1500 (language) or 4000 (features)")
+    p.add_argument("--documents", type=_positive_int, default=6000, metavar="N",
+                   help="language: generated documents cached for training; default: 6000")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the data and the SAE; the same seed gives the same numbers on CPU; default: 0")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("cache", help="run a text corpus through a Hugging Face causal LM into an activation store")
-    p.add_argument("--model", required=True, help="local model directory or Hugging Face hub name")
-    p.add_argument("--hook", required=True, help="hook name, e.g. blocks.6.hook_resid_post or blocks.2.attn.hook_z")
-    p.add_argument("--text", required=True, help="corpus: .txt (one document per line), .jsonl ('text' field), "
-                   ".parquet ('text' column, needs pyarrow)")
-    p.add_argument("--out", required=True, help="new activation store directory")
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="documents per forward pass (default: 8)")
-    p.add_argument("--max-length", type=_positive_int, default=None,
-                   help="tokens per document, longer ones are truncated (default: min(512, model positions))")
-    p.add_argument("--max-tokens", type=_positive_int, default=None, help="stop after this many stored tokens")
+    p = _command(sub, "cache", "run a text corpus through a Hugging Face causal LM into an activation store",
+                 "Every real token (not padding or BOS) becomes one row of the store.")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="language model: a local Hugging Face directory or a hub name; required")
+    p.add_argument("--hook", required=True, metavar="NAME",
+                   help="hook to record, e.g. blocks.6.hook_resid_post or blocks.2.attn.hook_z; required")
+    p.add_argument("--text", required=True, metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; required")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="new (or empty) activation store directory; required")
+    p.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
+                   help="documents per forward pass; default: 8")
+    p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
+                   help="tokens per document, longer ones are truncated; default: min(512, the model's context "
+                        "length)")
+    p.add_argument("--max-tokens", type=_positive_int, default=None, metavar="N",
+                   help="stop after storing N tokens; default: no limit (the whole corpus)")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
-                   help="model weights and stored activations (default: float32)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="dtype of the model weights and of the stored activations; default: float32")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="torch device, e.g. cpu, cuda or cuda:1; default: cuda when available, else cpu")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("report", help="write a self-contained HTML feature report of an SAE on a text corpus")
-    p.add_argument("model_dir")
-    p.add_argument("--text", required=True, help="corpus: .txt, .jsonl or .parquet")
-    p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
-    p.add_argument("--lm", help="language model (default: the one recorded in the SAE's provenance)")
-    p.add_argument("--hook", help="hook name (default: the one recorded in the SAE's provenance)")
-    p.add_argument("--features", help="comma-separated feature indices to show (default: spread over density)")
-    p.add_argument("--n-features", type=_positive_int, default=32, help="features shown when --features is not given")
-    p.add_argument("--max-documents", type=_positive_int, default=2000)
-    p.add_argument("--max-tokens", type=_positive_int, default=50_000)
-    p.add_argument("--max-length", type=_positive_int, default=128)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = _command(sub, "report", "write a self-contained HTML feature report of an SAE on a text corpus",
+                 "For each feature shown: its density, top-activating contexts and the tokens it promotes and "
+                 "suppresses.")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
+    p.add_argument("--text", required=True, metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; required")
+    p.add_argument("--out", default="report.html", metavar="FILE",
+                   help="HTML file to write (replaced if it exists); default: report.html")
+    p.add_argument("--lm", metavar="MODEL",
+                   help="language model: a local Hugging Face directory or a hub name; default: the one recorded "
+                        "in the SAE's provenance")
+    p.add_argument("--hook", metavar="NAME",
+                   help="hook the SAE reads, e.g. blocks.6.hook_resid_post; default: the one recorded in the SAE's "
+                        "provenance")
+    p.add_argument("--features", metavar="LIST",
+                   help="comma-separated feature indices to show, e.g. 3,17,42; default: --n-features features "
+                        "spread over activation density")
+    p.add_argument("--n-features", type=_positive_int, default=32, metavar="N",
+                   help="features shown when --features is not given; default: 32")
+    p.add_argument("--max-documents", type=_positive_int, default=2000, metavar="N",
+                   help="read only the first N documents of --text; default: 2000")
+    p.add_argument("--max-tokens", type=_positive_int, default=50_000, metavar="N",
+                   help="collect feature activations on at most N tokens; default: 50000")
+    p.add_argument("--max-length", type=_positive_int, default=128, metavar="N",
+                   help="tokens per document, longer ones are truncated; default: 128")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_report)
 
-    world = sub.add_parser("world", help="the toy language world and its bundled GPT-2")
-    world_sub = world.add_subparsers(dest="world_command", required=True, parser_class=_Parser)
-    p = world_sub.add_parser("train-lm", help="train the toy GPT-2 on the toy language (CPU, seeded)")
-    p.add_argument("--out", required=True, help="new directory for the Hugging Face model")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    world = _command(sub, "world", "the toy language world and its bundled GPT-2",
+                     "A language whose concepts and task answers are known, and a small GPT-2 trained on it.")
+    world_sub = _add_commands(world, "world_command")
+    p = _command(world_sub, "train-lm", "train the toy GPT-2 on the toy language (CPU, seeded)",
+                 "The defaults reproduce the bundled model.")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="new directory for the Hugging Face model (weights, tokenizer, training log, eval.json); "
+                        "required")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     from .worlds.toy_lm import ToyLMConfig
 
     _add_config_flags(p, (("toy_lm", ToyLMConfig),), title="toy model settings")
     p.set_defaults(func=cmd_world_train_lm)
-    p = world_sub.add_parser("eval-lm", help="held-out accuracy per task family of a toy LM (default: bundled)")
-    p.add_argument("model_dir", nargs="?", default=None)
-    p.add_argument("--n", type=_positive_int, default=500, help="prompts per task family")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p = _command(world_sub, "eval-lm", "held-out accuracy per task family of a toy LM")
+    p.add_argument("model_dir", nargs="?", default=None, metavar="MODEL_DIR",
+                   help="toy LM directory written by `aekit world train-lm`; default: the bundled toy GPT-2")
+    p.add_argument("--n", type=_positive_int, default=500, metavar="N",
+                   help="held-out prompts per task family; default: 500")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the held-out prompts; default: 0")
+    p.add_argument("--json", action="store_true", help="print the result as JSON; default: off (a table)")
     p.set_defaults(func=cmd_world_eval_lm)
 
-    p = sub.add_parser("disentangle", help="train disentanglement models on a factor world over seeds; metric table")
-    p.add_argument("--world", default="shapes3d", help="shapes3d or dsprites")
-    p.add_argument("--models", default="ae,betavae,qlae,xfactors",
-                   help="comma-separated: ae, betavae, betatcvae, vqvae, qlae, xfactors")
-    p.add_argument("--seeds", type=_positive_int, default=3)
-    p.add_argument("--steps", type=_positive_int, default=2000)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--n-train", type=_positive_int, default=30_000)
-    p.add_argument("--n-eval", type=_positive_int, default=10_000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--out", default="disentangle-out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = _command(sub, "disentangle", "train disentanglement models on a factor world over seeds; metric table",
+                 "Every model gets the same data and budget and is scored on held-out images (MIG, DCI, SAP, "
+                 "InfoM/C/E, PSNR); prints the table (mean ± 95% t-interval over seeds) and writes latent traversal "
+                 "images.")
+    p.add_argument("--world", default="shapes3d", metavar="NAME",
+                   help="factor world: shapes3d or dsprites; default: shapes3d")
+    p.add_argument("--models", default="ae,betavae,qlae,xfactors", metavar="LIST",
+                   help="comma-separated models from ae, betavae, betatcvae, vqvae, qlae, xfactors; "
+                        "default: ae,betavae,qlae,xfactors")
+    p.add_argument("--seeds", type=_positive_int, default=3, metavar="N",
+                   help="seeds per model (seeds 0 to N-1); default: 3")
+    p.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
+                   help="training steps per model and seed; default: 2000")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="images per step; default: 64")
+    p.add_argument("--n-train", type=_positive_int, default=30_000, metavar="N",
+                   help="world images to train on; default: 30000")
+    p.add_argument("--n-eval", type=_positive_int, default=10_000, metavar="N",
+                   help="held-out images the metrics are computed on; default: 10000")
+    p.add_argument("--lr", type=float, default=1e-3, metavar="X", help="learning rate; default: 0.001")
+    p.add_argument("--out", default="disentangle-out", metavar="DIR",
+                   help="directory for runs/, results.json, table.md and traversals/; runs already finished there "
+                        "with the same settings are reused; default: disentangle-out")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_disentangle)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -395,13 +521,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aekit: error: {_one_line(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("aekit: interrupted; a run with checkpoints continues with `aekit train --resume --out DIR`",
-              file=sys.stderr)
+        print(f"aekit: {_interrupted(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as e:  # permissions, full disk: the user's environment, not a bug
         where = f"{e.filename}: " if e.filename else ""
         print(f"aekit: error: {_one_line(where + str(e.strerror or e))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _interrupted(args: argparse.Namespace | None) -> str:
+    """The interrupt message; for a training run, how to continue it (or that there is nothing to continue)."""
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir is None:
+        return "interrupted"
+    if latest_checkpoint(Path(run_dir) / "checkpoints") is not None:
+        return f"interrupted; continue the run with `aekit train --resume --out {shlex.quote(str(run_dir))}`"
+    return f"interrupted before the first checkpoint of {run_dir}; nothing to resume, start the run again"
 
 
 def _one_line(text: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Self
 from .errors import ConfigError
 
 
-def _base_type(annotation: Any) -> tuple[type, bool]:
+def base_type(annotation: Any) -> tuple[type, bool]:
     """(the scalar type, whether None is allowed) of a field annotation like `int | None`."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -22,7 +22,7 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
 
 def coerce(value: Any, annotation: Any, where: str) -> Any:
     """Convert a JSON/YAML/flag value to the field's type, or explain why it cannot be."""
-    kind, optional = _base_type(annotation)
+    kind, optional = base_type(annotation)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
         if optional:
             return None
@@ -60,6 +60,20 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def setting(default: Any, help: str, default_help: str | None = None) -> Any:
+    """A config field with its one-line help: what it does and, in `default_help`, what a 0/None/blank default
+    means. `aekit <command> --help` and the command-line reference print it next to the flag."""
+    return dataclasses.field(default=default, metadata={"help": help, "default_help": default_help})
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()  # the spelling a flag takes: true/false
+    if value is None or value == "":
+        return "none"
+    return str(value)
+
+
 class ConfigBase:
     """Mixin for config dataclasses: `from_dict` with helpful errors, `to_dict`, `validate`."""
 
@@ -68,6 +82,16 @@ class ConfigBase:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def field_help(cls, name: str) -> str:
+        """"what the field does; default: X" (X says what a 0/None/blank default means), or "" without help."""
+        field = next(f for f in dataclasses.fields(cls) if f.name == name)
+        text = field.metadata.get("help", "")
+        if not text:
+            return ""
+        default = field.metadata.get("default_help") or _show_default(field.default)
+        return f"{text}; default: {default}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str | None = None) -> Self:

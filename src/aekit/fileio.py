@@ -90,9 +90,16 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def refuse_existing_file(path: Path) -> None:
+    """Refuse an output directory path that names an existing file (or anything else that is not a directory)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: is an existing file, not a directory; choose another path for --out")
+
+
 def require_fresh_directory(path: Path, what: str, hint: str = "") -> None:
     """Refuse an output path that exists and is not an empty directory (so nothing of the user's is lost)."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    refuse_existing_file(path)
+    if path.exists() and any(path.iterdir()):
         raise ConfigError(f"{path}: {what} already exists and is not empty; choose a new --out{hint}")
 
 

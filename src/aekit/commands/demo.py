@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_bytes, atomic_write_json
+from ..fileio import atomic_write_bytes, atomic_write_json, refuse_existing_file
 from ..models.evaluate import evaluate_reconstruction
 from ..report import plot_training
 from ..train import TrainConfig
@@ -31,6 +31,7 @@ __all__ = ["DEMO_MARKER", "feature_world_demo", "language_demo"]
 def _in_fresh_demo_dir(out_dir: str | Path, description: dict[str, Any], job: Callable[[Path], dict[str, Any]]):
     """Run `job(out_dir)` in an empty directory; a previous demo output is replaced, anything else refused."""
     out_dir = Path(out_dir)
+    refuse_existing_file(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not (out_dir / DEMO_MARKER).is_file():
             raise ConfigError(f"{out_dir}: exists and is not a previous demo output; choose another --out")

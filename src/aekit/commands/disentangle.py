@@ -25,15 +25,8 @@ from tqdm.auto import tqdm
 from ..analysis.passive import passive_variables
 from ..data.sources import DictArraySource
 from ..errors import AekitError, ConfigError
-from ..fileio import atomic_write_bytes, atomic_write_json, read_json
+from ..fileio import atomic_write_bytes, atomic_write_json, read_json, refuse_existing_file
 from ..metrics.disentanglement import dci, infomec, mig, sap
-from ..models.qlae import QLAE, QLAEConfig
-from ..models.xfactors import XFactors, XFactorsConfig
-from ..nn.codes import Codes
-from ..report.images import save_image_grid
-from ..seeding import derive_seed
-from ..train import TrainConfig, Trainer
-from ..worlds import DSpritesWorld, FactorWorld, Shapes3DWorld
 from ..models.image_ae import (
     VQVAE,
     BetaTCVAE,
@@ -44,6 +37,13 @@ from ..models.image_ae import (
     ImageAutoencoder,
     VQVAEConfig,
 )
+from ..models.qlae import QLAE, QLAEConfig
+from ..models.xfactors import XFactors, XFactorsConfig
+from ..nn.codes import Codes
+from ..report.images import save_image_grid
+from ..seeding import derive_seed
+from ..train import TrainConfig, Trainer
+from ..worlds import DSpritesWorld, FactorWorld, Shapes3DWorld
 
 WORLDS: dict[str, Callable[[], FactorWorld]] = {"shapes3d": Shapes3DWorld, "dsprites": DSpritesWorld}
 METRICS = ("infom", "infoc", "infoe", "mig", "dci_d", "dci_c", "dci_i", "sap", "psnr")
@@ -231,6 +231,7 @@ def run_disentangle(
         if value < low:
             raise ConfigError(f"{field}: must be ≥ {low} (got {value})")
     out = Path(out_dir)
+    refuse_existing_file(out)  # before minutes of training, not after
     world = WORLDS[world_name]()
     settings = {"world": world_name, "steps": steps, "batch_size": batch_size, "lr": lr, "n_train": n_train,
                 "n_eval": n_eval, "dci_samples": min(DCI_SAMPLES, n_eval), "dci_estimators": DCI_ESTIMATORS}

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config_base import ConfigBase
+from ..config_base import ConfigBase, setting
 from ..errors import ShapeError
 from ..nn import native
 from ..nn.bottlenecks import BOTTLENECKS, LossContext, make_bottleneck
@@ -37,21 +37,29 @@ class SAEConfig(ConfigBase):
 
     section = "model"
 
-    d_in: int = 0
-    n_latents: int = 0
-    architecture: str = "topk"
-    k: int = 32  # topk: latents per row; batchtopk/matryoshka: mean latents per row
-    l1_coefficient: float = 1e-3  # relu, gated
-    l1_decoder_weighted: bool = False  # relu: penalise |f_i|·||d_i|| and leave decoder norms free
-    l0_coefficient: float = 1e-3  # jumprelu
-    jumprelu_bandwidth: float = 1e-3  # jumprelu: STE kernel width ε (normalised units)
-    jumprelu_init_threshold: float = 1e-3
-    threshold_momentum: float = 0.99  # batchtopk/matryoshka: running mean of the inference threshold
-    matryoshka_prefixes: str = ""  # comma-separated prefix sizes; default n/16, n/8, n/4, n/2, n
-    aux_k: int | None = None  # latents the AuxK loss may use; default d_in // 2
-    aux_coefficient: float = 1 / 32
-    normalize_input: bool = True
-    d_out: int | None = None  # transcoder: reconstruct a d_out-dimensional target instead of the input
+    d_in: int = setting(0, "input width: features per data row (a transcoder's x part)",
+                        "0 = inferred from the data")
+    n_latents: int = setting(0, "number of latents (dictionary size)", "0 = 8 × d_in")
+    architecture: str = setting("topk", f"bottleneck: one of {', '.join(sorted(BOTTLENECKS))}")
+    k: int = setting(32, "topk: active latents per row; batchtopk, matryoshka: mean active latents per row; "
+                         "ignored by the other architectures")
+    l1_coefficient: float = setting(1e-3, "weight of the L1 sparsity penalty (relu, gated)")
+    l1_decoder_weighted: bool = setting(False, "relu: penalise |f_i|·‖d_i‖ and leave decoder row norms free "
+                                               "(true/false)")
+    l0_coefficient: float = setting(1e-3, "weight of the L0 sparsity penalty (jumprelu)")
+    jumprelu_bandwidth: float = setting(1e-3, "jumprelu: width ε of the straight-through kernel (normalised units)")
+    jumprelu_init_threshold: float = setting(1e-3, "jumprelu: initial threshold of every latent (normalised units)")
+    threshold_momentum: float = setting(0.99, "batchtopk, matryoshka: momentum of the running mean that sets the "
+                                              "inference threshold, in [0, 1)")
+    matryoshka_prefixes: str = setting("", "matryoshka: comma-separated nested prefix sizes, e.g. 64,256 "
+                                           "(n_latents is always the last)", "blank = n/16, n/8, n/4, n/2, n")
+    aux_k: int | None = setting(None, "latents the AuxK loss may use to revive dead latents",
+                                "none = d_in // 2 (at most n_latents)")
+    aux_coefficient: float = setting(1 / 32, "weight of the AuxK dead-latent loss; 0 turns it off")
+    normalize_input: bool = setting(True, "scale inputs to unit mean squared norm while training; the scale is "
+                                          "folded into the saved weights (true/false)")
+    d_out: int | None = setting(None, "transcoder: width of the target y; data rows are then [x | y]",
+                                "none = an autoencoder (reconstructs its input)")
 
     def validate(self) -> None:
         self._require(self.architecture in BOTTLENECKS, "architecture", f"choose one of {sorted(BOTTLENECKS)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config_base import ConfigBase
+from ..config_base import ConfigBase, setting
 
 DECAYS = ("linear", "cosine", "none")
 PRECISIONS = ("float32", "bfloat16")
@@ -15,26 +15,30 @@ PRECISIONS = ("float32", "bfloat16")
 class TrainConfig(ConfigBase):
     section = "train"
 
-    steps: int = 2000
-    batch_size: int = 1024  # global batch: split evenly over ranks under DDP
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    warmup_steps: int = 50
-    decay: str = "linear"  # shape of the final learning-rate decay
-    decay_start: float = 0.8  # fraction of steps after which the decay begins
-    min_lr_ratio: float = 0.0
-    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    dead_after_samples: int = 50_000  # a latent silent for this many samples counts as dead (AuxK target)
-    init_samples: int = 8192  # rows used for data-dependent initialisation (input scale, decoder bias)
-    checkpoint_every: int = 500  # steps; 0 = only the final model
-    keep_checkpoints: int = 2
-    log_every: int = 50
-    buffer_rows: int = 262144  # rows an activation store may hold in memory for shuffling
-    seed: int = 0
-    device: str = "auto"  # "auto", "cpu" or "cuda"
-    precision: str = "float32"  # "bfloat16": forward under autocast; parameters and Adam stay float32
-    progress: bool = True
+    steps: int = setting(2000, "optimizer steps (Adam), one batch each")
+    batch_size: int = setting(1024, "rows per step (the global batch: split evenly over ranks under DDP)")
+    lr: float = setting(1e-3, "peak learning rate")
+    beta1: float = setting(0.9, "Adam β1, in [0, 1)")
+    beta2: float = setting(0.999, "Adam β2, in [0, 1)")
+    warmup_steps: int = setting(50, "steps of linear learning-rate warm-up; 0 = none")
+    decay: str = setting("linear", f"shape of the final learning-rate decay: {', '.join(DECAYS)}")
+    decay_start: float = setting(0.8, "fraction of the steps after which the decay begins")
+    min_lr_ratio: float = setting(0.0, "learning rate at the end of the decay, as a fraction of lr")
+    grad_clip: float = setting(1.0, "maximum global gradient norm; 0 disables clipping")
+    dead_after_samples: int = setting(50_000, "a latent silent for this many rows counts as dead (the AuxK loss "
+                                              "targets it)")
+    init_samples: int = setting(8192, "rows read for the data-dependent initialisation (input scale, decoder bias)")
+    checkpoint_every: int = setting(500, "steps between checkpoints (what --resume continues from); "
+                                         "0 = only the final model")
+    keep_checkpoints: int = setting(2, "newest checkpoints kept; older ones are deleted")
+    log_every: int = setting(50, "steps between records in metrics.jsonl")
+    buffer_rows: int = setting(262144, "rows of an activation store held in memory for shuffling")
+    seed: int = setting(0, "seeds the initialisation and the batch order; the same seed gives the same numbers "
+                           "on CPU")
+    device: str = setting("auto", "auto, cpu or cuda", "auto = cuda when available, else cpu")
+    precision: str = setting("float32", "float32, or bfloat16: the forward pass under autocast, parameters and "
+                                        "Adam state stay float32")
+    progress: bool = setting(True, "show a progress bar (true/false)")
 
     def validate(self) -> None:
         self._require(self.steps >= 1, "steps", "must be ≥ 1")

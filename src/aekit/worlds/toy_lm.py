@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..config_base import ConfigBase
+from ..config_base import ConfigBase, setting
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_directory, atomic_write_json, require_fresh_directory
 from ..seeding import derive_seed
@@ -53,31 +53,34 @@ class ToyLMConfig(ConfigBase):
 
     section = "toy_lm"
 
-    n_layer: int = 4
-    n_head: int = 4
-    d_model: int = 128
-    n_ctx: int = 96  # the longest prose document (6 sentences) is 73 tokens, 74 with its EOS
-    steps: int = 3000
-    batch_tokens: int = 2016  # positions per batch: batch_tokens // n_ctx rows of packed documents
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
-    warmup_steps: int = 100
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
-    seed: int = 0
-    world_seed: int = 0  # LanguageConfig.seed: the word-emission tables of the language
+    n_layer: int = setting(4, "transformer blocks")
+    n_head: int = setting(4, "attention heads per block (must divide d_model)")
+    d_model: int = setting(128, "width of the residual stream")
+    # the longest prose document (6 sentences) is 73 tokens, 74 with its EOS
+    n_ctx: int = setting(96, "context length in tokens (at least 32, so every task prompt fits)")
+    steps: int = setting(3000, "optimizer steps (AdamW)")
+    batch_tokens: int = setting(2016, "positions per batch: batch_tokens // n_ctx rows of packed documents")
+    lr: float = setting(2e-3, "peak learning rate")
+    min_lr_ratio: float = setting(0.1, "the cosine decay ends at lr × min_lr_ratio")
+    warmup_steps: int = setting(100, "steps of linear learning-rate warm-up; 0 = none")
+    weight_decay: float = setting(0.05, "AdamW weight decay of the weight matrices")
+    grad_clip: float = setting(1.0, "maximum global gradient norm")
+    seed: int = setting(0, "seeds the initialisation, the training documents and the evaluation prompts")
+    world_seed: int = setting(0, "seed of the toy language itself (its word-emission tables)")
     # training mixture: relative weights by document count (task documents are shorter than prose)
-    prose: float = 0.2
-    ioi: float = 0.2
-    greater_than: float = 0.1
-    docstring: float = 0.15
-    induction: float = 0.35  # induction forms last (it needs a previous-token head), so it gets the most documents
-    eval_n: int = 500  # held-out prompts per task family scored into eval.json
-    log_every: int = 10
-    eval_every: int = 250  # every so many steps, log top-1 accuracy on 100 held-out prompts per family; 0 = never
-    # torch threads while training; 1 is several times faster than 2 for this small model on a shared 2-core
-    # CPU (idle threads of an oversubscribed OpenMP pool spin), and the numbers do not depend on other load
-    threads: int = 1
+    prose: float = setting(0.2, "mixture weight of prose documents (relative, by document count; 0 = none)")
+    ioi: float = setting(0.2, "mixture weight of indirect-object-identification documents (0 = none)")
+    greater_than: float = setting(0.1, "mixture weight of greater-than documents (0 = none)")
+    docstring: float = setting(0.15, "mixture weight of docstring documents (0 = none)")
+    # induction forms last (it needs a previous-token head), so it gets the most documents
+    induction: float = setting(0.35, "mixture weight of induction documents (0 = none)")
+    eval_n: int = setting(500, "held-out prompts per task family scored into eval.json; 0 skips the evaluation")
+    log_every: int = setting(10, "steps between records in training_log.jsonl")
+    eval_every: int = setting(250, "steps between accuracy checks on 100 held-out prompts per family during "
+                                   "training; 0 = never")
+    # 1 is several times faster than 2 for this small model on a shared 2-core CPU (idle threads of an
+    # oversubscribed OpenMP pool spin), and the numbers do not depend on other load
+    threads: int = setting(1, "torch CPU threads while training")
 
     def validate(self) -> None:
         self._require(self.eval_every >= 0, "eval_every", "must be ≥ 0 (0 turns the in-training evaluation off)")
