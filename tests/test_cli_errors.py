@@ -19,8 +19,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from aekit.commands import workflows
 from aekit.cli import main
+from aekit.commands import workflows
 from aekit.data import write_store
 from aekit.data.store import ActivationStoreWriter
 
@@ -306,3 +306,162 @@ def test_the_payload_really_is_malicious(tmp_path):
     marker = tmp_path / "pwned"
     pickle.loads(pickle.dumps(_Malicious(marker))).close()
     assert marker.exists()
+
+
+# --- messages that say exactly what is wrong ---------------------------------------------------------------
+
+
+def _stderr_of(capsys, argv: list[str], code: int = 2) -> str:
+    """Run the CLI; check the exit code and that stderr is one line; return that line."""
+    got = main([str(token) for token in argv])
+    out, err = capsys.readouterr()
+    assert got == code, f"exit code {got}; stderr: {err!r}"
+    assert err.endswith("\n") and err.count("\n") == 1, f"not exactly one line: {err!r}"
+    return err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason", "expected"),
+    [
+        ("x.npy", b"hello\n", "it is a text file", "an array written by numpy.save"),
+        ("x.npy", b"", "it is empty", "an array written by numpy.save"),
+        ("x.npy", pickle.dumps(np.zeros((3, 3))), "it is a Python pickle, which aekit never loads",
+         "an array written by numpy.save"),
+        ("x.npy", b"\x00\x01\x02binary\xff\xfe", "its header is not recognised", "an array written by numpy.save"),
+        ("x.npz", b"a,b\n1,2\n", "it is a text file", "arrays written by numpy.savez"),
+        ("x.pt", b"hello\n", "it is a text file", "tensors written by torch.save"),
+    ],
+)
+def test_file_that_is_not_what_its_extension_says(tmp_path, capsys, name, content, reason, expected):
+    data = tmp_path / name
+    data.write_bytes(content)
+    out = tmp_path / "out"
+    argv = [t.format(out=out) for t in TRAIN] + ["--data", data]
+
+    err = _stderr_of(capsys, argv)
+
+    suffix = data.suffix
+    assert err == f"aekit: error: {data}: is not a {suffix} file ({reason}); expected {expected}\n"
+    assert "allow_pickle" not in err and "pickle.load" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_object_array_never_suggests_unpickling(tmp_path, capsys, suffix):
+    data = tmp_path / f"objects{suffix}"
+    objects = np.array([[1.0, None]], dtype=object)
+    if suffix == ".npy":
+        np.save(data, objects, allow_pickle=True)
+    else:
+        np.savez(data, activations=objects)
+
+    err = _stderr_of(capsys, [t.format(out=tmp_path / "out") for t in TRAIN] + ["--data", data])
+
+    assert err == (f"aekit: error: {data}: holds Python objects (an object array), not numbers; aekit never "
+                   "unpickles them; save a numeric 2-D array\n")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [t for t in TRAIN] + ["--data", "{x}"],
+        ["cache", "--model", "{base}/no-such-model", "--hook", "blocks.0.hook_resid_post", "--text", "{base}/t.txt",
+         "--out", "{out}"],
+        ["demo", "--world", "features", "--out", "{out}"],
+        ["disentangle", "--out", "{out}", "--steps", "1", "--seeds", "1", "--models", "ae"],
+        ["world", "train-lm", "--out", "{out}"],
+    ],
+    ids=["train", "cache", "demo", "disentangle", "world-train-lm"],
+)
+def test_out_naming_an_existing_file(files, tmp_path, capsys, argv):
+    out = tmp_path / "notes.txt"
+    out.write_text("keep me\n")
+    paths = {key: str(value) for key, value in files.items()} | {"out": str(out)}
+
+    err = _stderr_of(capsys, [token.format(**paths) for token in argv])
+
+    assert err == f"aekit: error: {out}: is an existing file, not a directory; choose another path for --out\n"
+    assert out.read_text() == "keep me\n"
+
+
+def _interrupt_at(monkeypatch, step: int) -> None:
+    """Make training raise KeyboardInterrupt (as Ctrl-C does) when it is about to run `step`."""
+    from aekit.train.trainer import Trainer
+
+    original = Trainer.train_step
+
+    def train_step(self, *args, **kwargs):
+        if self.step == step:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+
+
+def test_interrupt_names_the_run_directory_to_resume(files, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["train", "--data", files["x"], "--out", out, "--steps", "8", "--batch-size", "64", "--n-latents", "16",
+            "--k", "2", "--checkpoint-every", "2", "--progress", "false"]
+    _interrupt_at(monkeypatch, 5)
+
+    err = _stderr_of(capsys, argv, code=130)
+
+    assert err == f"aekit: interrupted; continue the run with `aekit train --resume --out {out}`\n"
+    monkeypatch.undo()
+    assert main(["train", "--resume", "--out", str(out)]) == 0, "the printed command does not continue the run"
+    assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_interrupt_names_the_run_directory_from_the_config_file(files, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run from config"
+    config = tmp_path / "run.yaml"
+    config.write_text(json.dumps({"data": str(files["x"]), "out": str(out), "model": {"n_latents": 16, "k": 2},
+                                  "train": {"steps": 8, "batch_size": 64, "checkpoint_every": 2, "progress": False}}))
+    _interrupt_at(monkeypatch, 3)
+
+    err = _stderr_of(capsys, ["train", "--config", config], code=130)
+
+    assert err == f"aekit: interrupted; continue the run with `aekit train --resume --out '{out}'`\n"
+
+
+def test_interrupt_before_the_first_checkpoint(files, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    argv = [t.format(out=out) for t in TRAIN] + ["--data", files["x"]]
+    _interrupt_at(monkeypatch, 2)
+
+    err = _stderr_of(capsys, argv, code=130)
+
+    assert err == f"aekit: interrupted before the first checkpoint of {out}; nothing to resume, start the run again\n"
+    assert not out.exists()
+
+
+def test_interrupt_outside_training(files, capsys, monkeypatch):
+    def interrupted(model_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflows, "info", interrupted)
+    assert _stderr_of(capsys, ["info", files["model"]], code=130) == "aekit: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "no command given; choose one of train, eval, info, demo, cache, report, world, disentangle "
+             "(see aekit --help)"),
+        (["world"], "world: no command given; choose one of train-lm, eval-lm (see aekit world --help)"),
+        (["trian"], "unknown command 'trian' (did you mean 'train'?); choose one of train, eval, info, demo, cache, "
+                    "report, world, disentangle (see aekit --help)"),
+        (["world", "train"], "world: unknown command 'train' (did you mean 'train-lm'?); choose one of train-lm, "
+                             "eval-lm (see aekit world --help)"),
+        (["train", "--bogus", "1"], "train: unrecognized arguments: --bogus 1 (see aekit train --help)"),
+        (["eval"], "eval: the following arguments are required: MODEL_DIR (see aekit eval --help)"),
+        (["demo", "--steps", "0"],
+         "demo: argument --steps: expected a positive integer, got '0' (see aekit demo --help)"),
+    ],
+    ids=["no-command", "no-world-command", "misspelt-command", "misspelt-world-command", "unknown-flag",
+         "missing-positional", "bad-value"],
+)
+def test_command_line_mistakes_name_the_command_once(capsys, argv, expected):
+    err = _stderr_of(capsys, argv)
+    assert err == f"aekit: error: {expected}\n"
+    assert "aekit: error: aekit" not in err

@@ -32,9 +32,15 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as a one-line ConfigError instead of usage + exit."""
 
     def error(self, message: str):
-        command = self.prog.removeprefix("aekit").strip()  # "" for aekit itself, "train", "world train-lm", ...
-        where = f"{command}: " if command else ""
-        raise ConfigError(f"{where}{message} (see {self.prog} --help)")
+        raise _usage_error(self.prog, message)
+
+    def parse_args(self, args=None, namespace=None):
+        """Like argparse, but unknown flags are reported by the command they were given to."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            prog = getattr(parsed, "command_prog", self.prog)
+            raise _usage_error(prog, f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
@@ -45,16 +51,20 @@ class _Parser(argparse.ArgumentParser):
         super()._check_value(action, value)
 
 
+def _usage_error(prog: str, message: str) -> ConfigError:
+    """One line that names the command once: "train: <message> (see aekit train --help)"."""
+    command = prog.removeprefix("aekit").strip()  # "" for aekit itself, "train", "world train-lm", ...
+    where = f"{command}: " if command else ""
+    return ConfigError(f"{where}{message} (see {prog} --help)")
+
+
 def _add_commands(parser: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction:
     """Sub-commands of `parser`; running it without one is a one-line error that lists them."""
     sub = parser.add_subparsers(dest=dest, metavar="COMMAND", title="commands", parser_class=_Parser,
                                 help=f"one of the commands below; `{parser.prog} COMMAND --help` describes it")
 
     def no_command(args: argparse.Namespace) -> int:
-        command = parser.prog.removeprefix("aekit").strip()
-        where = f"{command}: " if command else ""
-        raise ConfigError(f"{where}no command given; choose one of {', '.join(sub.choices)} "
-                          f"(see {parser.prog} --help)")
+        raise _usage_error(parser.prog, f"no command given; choose one of {', '.join(sub.choices)}")
 
     parser.set_defaults(func=no_command)
     return sub
@@ -63,7 +73,9 @@ def _add_commands(parser: argparse.ArgumentParser, dest: str) -> argparse._SubPa
 def _command(sub: argparse._SubParsersAction, name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
     """A sub-command whose --help starts with its one-line summary (and `details`, when given)."""
     description = f"{summary[0].upper()}{summary[1:]}." + (f" {details}" if details else "")
-    return sub.add_parser(name, help=summary, description=description)
+    parser = sub.add_parser(name, help=summary, description=description)
+    parser.set_defaults(command_prog=parser.prog)
+    return parser
 
 
 def _flag(name: str) -> str:
