@@ -6,15 +6,14 @@
 2. Rows/s of TopK SAE training from the resulting activation store against the same rows held in memory.
 
 The model is a randomly initialised GPT-2 (6 layers, width 256) with a word-level tokenizer, both built here:
-no download. Writes benchmarks/results/cache_throughput.json.
+no download. Writes benchmarks/results/cache_throughput.json (cache_throughput_quick.json with --quick).
 
-    python benchmarks/cache_throughput.py [--quick]
+    python benchmarks/cache_throughput.py [--quick] [--repeats 3] [--name NAME]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -29,7 +28,8 @@ from aekit.data import ActivationStore, ArraySource, StoreSource
 from aekit.data.lm import load_lm
 from aekit.train import TrainConfig, Trainer
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared modules
+from results_io import write_results  # noqa: E402
 
 
 def build_model(directory: Path, n_layer: int, width: int, words: list[str]) -> None:
@@ -82,14 +82,17 @@ def training_rows_per_s(source, d: int, steps: int, batch_size: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="alternated runs; each rate is the best of them")
+    parser.add_argument("--name", default=None,
+                        help="write benchmarks/results/<name>.json (default cache_throughput; _quick with --quick)")
     args = parser.parse_args(argv)
     n_docs, n_layer, width = (200, 4, 128) if args.quick else (1500, 6, 256)
     batch_size, max_length = 16, 128
     rng = random.Random(0)
     words = [f"w{i}" for i in range(2000)]
     documents = [" ".join(rng.choice(words) for _ in range(rng.randint(40, 160))) for _ in range(n_docs)]
-    results: dict = {"documents": n_docs, "n_layer": n_layer, "width": width, "batch_size": batch_size,
+    results: dict = {"benchmark": "cache_throughput", "quick": args.quick, "repeats": args.repeats,
+                     "documents": n_docs, "n_layer": n_layer, "width": width, "batch_size": batch_size,
                      "max_length": max_length, "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -118,6 +121,8 @@ def main(argv=None) -> int:
                                          train_batch)
         from_memory = training_rows_per_s(ArraySource(store.read_all(), train_batch, seed=0), width, steps,
                                           train_batch)
+        results["train"] = {"steps": steps, "batch_size": train_batch, "sae": f"topk {width}->{8 * width}, k 32",
+                            "store_buffer_rows": 65536}
         results["train_rows_per_s_from_store"] = from_store
         results["train_rows_per_s_from_memory"] = from_memory
         results["train_store_to_memory_ratio"] = from_store / from_memory
@@ -129,8 +134,8 @@ def main(argv=None) -> int:
               f"the plain forward (target ≥ 0.9)")
     print(f"SAE training: {from_store:,.0f} rows/s from the store vs {from_memory:,.0f} from memory "
           f"({results['train_store_to_memory_ratio']:.2f}×)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cache_throughput.json").write_text(json.dumps(results, indent=2))
+    name = args.name or ("cache_throughput_quick" if args.quick else "cache_throughput")
+    print(f"wrote {write_results(name, results, argv)}")
     return 0
 
 

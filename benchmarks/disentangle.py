@@ -5,8 +5,8 @@ each, scores them on held-out images (InfoM/InfoC/InfoE, MIG, DCI, SAP, PSNR) an
 issue: QLAE above AE and β-VAE on InfoM and on D, XFactors (with labels) at D ≥ 0.9. Runs already finished in
 --work are reused, so the study can be stopped and restarted, and models can be added in a later call.
 
-Writes benchmarks/results/disentangle.json, disentangle.md (the table) and disentangle_traversals/*.png
-(--name changes the "disentangle" prefix).
+Writes benchmarks/results/disentangle.json (with its provenance), disentangle.md (the table) and
+disentangle_traversals/*.png (--name changes the "disentangle" prefix).
 
     python benchmarks/disentangle.py                                   # ~1 h on 2 shared CPU cores
     python benchmarks/disentangle.py --models ae,betavae,qlae,xfactors,betatcvae,vqvae
@@ -15,14 +15,16 @@ Writes benchmarks/results/disentangle.json, disentangle.md (the table) and disen
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
 from aekit.commands.disentangle import run_disentangle
-from aekit.fileio import atomic_write_bytes, atomic_write_json
+from aekit.fileio import atomic_write_bytes
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared modules
+from results_io import RESULTS, write_results  # noqa: E402
 
 
 def targets(summary: dict) -> list[dict]:
@@ -47,7 +49,7 @@ def targets(summary: dict) -> list[dict]:
     return checks
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", default="shapes3d")
     parser.add_argument("--models", default="ae,betavae,qlae,xfactors")
@@ -61,7 +63,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; on 2 shared cores, 2 OpenMP threads made conv training ~6x slower")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     results = run_disentangle(args.world, models=args.models.split(","), seeds=args.seeds, steps=args.steps,
@@ -75,7 +77,7 @@ def main() -> None:
              for c in results["targets"]]
     report = table + "\nTargets (on the means):\n" + "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / f"{args.name}.json", results)
+    write_results(args.name, results, argv)
     atomic_write_bytes(RESULTS / f"{args.name}.md", report.encode())
     pictures = RESULTS / f"{args.name}_traversals"
     pictures.mkdir(exist_ok=True)

@@ -61,6 +61,7 @@ def git_state() -> dict[str, Any]:
 
 _STARTED = _utc_now()
 _GIT = git_state()
+_ENV = {key: os.environ[key] for key in ENV_KEYS if key in os.environ}  # as set by whoever ran the benchmark
 
 
 def _cpu_info() -> tuple[str, list[str]]:
@@ -113,7 +114,7 @@ def command_line(argv: list[str] | None = None) -> str:
     """The command as run: environment settings that matter, the interpreter (relative to the repository when
     inside it), the script and its arguments (`argv`, default sys.argv[1:])."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    env = [f"{key}={os.environ[key]}" for key in ENV_KEYS if key in os.environ]
+    env = [f"{key}={value}" for key, value in _ENV.items()]
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c") else None
     python = Path(sys.executable)
     words = []
@@ -140,7 +141,7 @@ def provenance(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine_description(),
         "aekit_version": __version__,
         "git": dict(_GIT),
-        "environment": {key: os.environ[key] for key in ENV_KEYS if key in os.environ},
+        "environment": dict(_ENV),
     }
 
 
@@ -151,14 +152,18 @@ def results_path(name: str) -> Path:
 
 
 def write_results(name: str, payload: dict[str, Any], argv: list[str] | None = None, *,
-                  with_provenance: bool = True) -> Path:
-    """Write `payload` plus a `provenance` block to benchmarks/results/<name>.json atomically; return the path.
+                  with_provenance: bool = True, out: str | os.PathLike | None = None) -> Path:
+    """Write `payload` plus a `provenance` block to benchmarks/results/<name>.json (or to `out`) atomically; return
+    the path.
 
     `with_provenance=False` is for files that carry a provenance per part instead (recovery.json: one per study,
     since studies are run by separate commands and merged)."""
-    path = results_path(name)
+    path = Path(out) if out is not None else results_path(name)
     record = {**payload, "provenance": provenance(argv)} if with_provenance else dict(payload)
     atomic_write_bytes(path, (json.dumps(record, indent=1, default=str) + "\n").encode())
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)  # readable like any other file in the tree (the temporary file was private)
     return path
 
 

@@ -11,18 +11,19 @@ change in machine load hits every case alike; the medians over the rounds are re
 
     python benchmarks/sae_step.py                 # d_in 512, 8192 latents, k 32, batch 2048, float32, CPU
     python benchmarks/sae_step.py --quick         # small sizes: a smoke run of a few seconds
-    python benchmarks/sae_step.py --device cuda --bf16
+    python benchmarks/sae_step.py --arch topk --arch batchtopk --arch matryoshka --no-anchors \
+        --dead-fraction 0.1 --repeats 5 --name sae_step_dead    # AuxK at work: 10% of the latents dead
+    python benchmarks/sae_step.py --device cuda --bf16 --name sae_step_cuda
 
-Writes benchmarks/results/sae_step.json.
+Writes benchmarks/results/<name>.json (default sae_step, sae_step_quick with --quick) with its provenance.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import importlib.metadata
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,11 +39,13 @@ from aekit.nn import screening
 from aekit.nn.bottlenecks import BOTTLENECKS, Bottleneck
 from aekit.train import TrainConfig, Trainer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared modules
+from results_io import write_results  # noqa: E402
+
 SIZES = {
     "full": {"d_in": 512, "n_latents": 8192, "k": 32, "batch": 2048},
     "quick": {"d_in": 128, "n_latents": 2048, "k": 16, "batch": 256},
 }
-RESULTS = Path(__file__).resolve().parent / "results" / "sae_step.json"
 LR = 2e-4
 N_BATCHES = 4  # distinct batches cycled through, the same for every case
 
@@ -74,7 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arch", action="append", default=None,
                    help="time only this aekit architecture (repeatable; default: every one in BOTTLENECKS)")
     p.add_argument("--no-anchors", action="store_true", help="skip SAELens and sparsify even when installed")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--name", default=None,
+                   help="write benchmarks/results/<name>.json (default sae_step; sae_step_quick with --quick)")
+    p.add_argument("--out", type=Path, default=None, help="write the results to this path instead")
     return p.parse_args(argv)
 
 
@@ -293,17 +298,22 @@ def run(args) -> dict:
         "dead_fraction": args.dead_fraction,
         "threads": torch.get_num_threads(),
         "bfloat16_hardware": screening.bfloat16_hardware(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "anchor_versions": _anchor_versions(),
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "THP_MEM_ALLOC_ENABLE", "SPARSIFY_DISABLE_TRITON")
                 if k in os.environ},
         "rows": rows,
         "errors": errors,
         "skipped": skipped,
     }
+
+
+def _anchor_versions() -> dict[str, str]:
+    versions = {}
+    for package in ("sae-lens", "eai-sparsify"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
+    return versions
 
 
 def print_table(result: dict) -> None:
@@ -327,11 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args)
     print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    name = args.name or ("sae_step_quick" if args.quick else "sae_step")
+    print(f"wrote {write_results(name, result, argv, out=args.out)}")
     return 0
 
 

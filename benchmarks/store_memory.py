@@ -8,6 +8,8 @@ As a control showing the measurement can see growth, the largest store is also t
 
     python benchmarks/store_memory.py            # d=256, buffer 32768 rows, stores up to 512 MiB
     python benchmarks/store_memory.py --quick    # d=64, buffer 4096 rows
+
+Writes benchmarks/results/store_memory.json (store_memory_quick.json with --quick; --name NAME for others).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import resource
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results" / "store_memory.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' shared modules (results_io)
 MULTIPLES = (1, 4, 16)
 
 
@@ -92,10 +93,11 @@ def run_child(store: Path, args: argparse.Namespace, steps: int, in_memory: bool
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small dimensions, for a smoke run")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default=None,
+                        help="write benchmarks/results/<name>.json (default store_memory; _quick with --quick)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
@@ -104,7 +106,7 @@ def main() -> None:
     parser.add_argument("--buffer-rows", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--n-latents", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--k", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         child(args)
         return
@@ -147,19 +149,18 @@ def main() -> None:
     print(f"\npeak_rss({MULTIPLES[-1]}x) / peak_rss(1x) = {ratio:.3f}   "
           f"(store grew {MULTIPLES[-1]}x; max_resident_rows <= buffer_rows: {bounded})")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
+    from results_io import write_results  # the parent only: children report through stdout
+
+    path = write_results(args.name or ("store_memory_quick" if args.quick else "store_memory"), {
         "benchmark": "store_memory",
         "quick": args.quick,
         "settings": {"d": d, "buffer_rows": args.buffer_rows, "rows_per_shard": rows_per_shard,
                      "batch_size": args.batch_size, "steps": steps, "n_latents": args.n_latents, "k": args.k},
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
         "runs": rows,
         "peak_rss_ratio_largest_vs_1x": round(ratio, 4),
         "max_resident_rows_within_buffer": bounded,
-    }, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    }, argv)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -233,7 +233,8 @@ def test_screen_survivors_benchmark_on_a_saved_sae(tmp_path, capsys):
     model.initialize_from_data(x)
     model.save(tmp_path / "model")
     write_store(tmp_path / "store", x)
-    assert bench.main(["--model", str(tmp_path / "model"), "--store", str(tmp_path / "store"), "--rows", "200"]) == 0
+    assert bench.main(["--model", str(tmp_path / "model"), "--store", str(tmp_path / "store"), "--rows", "200",
+                       "--out", str(tmp_path / "screen_survivors.json")]) == 0
     out = capsys.readouterr().out
     assert "error bound holds on every entry: True" in out
     gap = float(out.split("largest difference in the chosen values ")[1].split()[0])
