@@ -249,6 +249,12 @@ def test_sae_step_benchmark_quick_smoke_run(tmp_path, monkeypatch):
         topk = ["aekit topk", "aekit topk, no screen"] if screened else ["aekit topk"]
         assert names == ["dense matmul", "dense matmul, new output", *topk, "aekit relu"]
     assert all(row["ms_per_step"] > 0 for row in result["rows"]) and not result["errors"]
+    assert result["provenance"]["command"].endswith(f"--out {out}") and result["provenance"]["machine"]["cpu"]
+    spec = importlib.util.spec_from_file_location("render_results", path.parent / "render_results.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    text = tables.render("sae_step", tmp_path)  # the documentation's table renders from what the benchmark wrote
+    assert "| aekit relu | " in text and text.splitlines()[-1].startswith("Measured with `")
 
 
 def test_batch_topk_pairs_matches_flat_topk_including_the_fallback():

@@ -1,0 +1,412 @@
+"""Markdown tables of benchmark results, rendered from the JSON files the benchmarks write.
+
+`render(name)` returns one table followed by the line "Measured with `<command>` on <machine>, <date>.", taken
+from the file's provenance (benchmarks/results_io.py). The documentation build calls it for every
+`<!-- results: NAME -->` line (docs/hooks/results_tables.py), so the docs show what the files say and nothing
+else. An unknown name or a missing or malformed file raises `ResultsError`.
+
+Only the standard library is used, so the documentation builds without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+BUNDLED_TOY_LM = REPO / "src" / "aekit" / "worlds" / "bundled" / "toy_gpt2"
+
+
+class ResultsError(Exception):
+    """A results table cannot be rendered: unknown name, missing file or a file without the expected fields."""
+
+
+# Files written before the benchmarks recorded their provenance. Their dates come from the git history
+# (`git log --diff-filter=A --format='%h %cs' -- <file>`, following renames for the toy LM), never from a guess.
+LEGACY_ORIGIN = {
+    "disentangle.json": "added to the repository on 2026-11-26 (commit 0649304)",
+    "disentangle_6000steps_1seed.json": "added to the repository on 2026-11-26 (commit 0649304)",
+    "eval.json": "added to the repository with the checkpoint on 2026-11-26 (commit a0fba46)",
+}
+
+
+# --- formatting ---------------------------------------------------------------------------------------------
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; a '|' inside a cell is escaped."""
+    def line(cells: list) -> str:
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+    return "\n".join([line(header), "|" + "---|" * len(header), *(line(row) for row in rows)])
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _mean_spread(entry: dict, digits: int = 3, spread_key: str = "std") -> str:
+    """'mean ± spread' for a summary entry {mean, std|ci95, n}; the mean alone when there is no spread."""
+    spread = entry.get(spread_key)
+    if spread is None or entry.get("n", 2) < 2:
+        return _num(entry["mean"], digits)
+    return f"{_num(entry['mean'], digits)} ± {_num(spread, digits)}"
+
+
+def machine_summary(machine: dict | None) -> str:
+    """A short description of a `results_io.machine_description()`."""
+    if not machine:
+        return "a machine not recorded in the file"
+    parts = [machine.get("cpu") or "unknown CPU"]
+    cores = machine.get("usable_cores") or machine.get("logical_cores")
+    if cores:
+        parts.append(f"{cores} logical cores")
+    if machine.get("ram_gib"):
+        parts.append(f"{machine['ram_gib']:.0f} GiB RAM")
+    features = set(machine.get("cpu_features") or ())
+    units = [label for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16")) if flag in features]
+    if not units and "avx512f" in features:
+        units.append("AVX-512")
+    if units:
+        parts.append(" + ".join(units))
+    if machine.get("gpus"):
+        parts.append(", ".join(machine["gpus"]))
+    threads = machine.get("torch_threads")
+    torch = f"torch {machine.get('torch', '?')}" + (f" with {threads} thread{'s' * (threads != 1)}" if threads else "")
+    return ", ".join(parts) + "; " + torch
+
+
+def provenance_line(provenance: dict | None, legacy: str | None = None) -> str:
+    """'Measured with `<command>` on <machine>, <date>.' from a provenance block."""
+    if not provenance:
+        return legacy or "Provenance not recorded in the file."
+    try:
+        date = provenance["date_utc"].replace("T", " ")[:16] + " UTC"
+        commit = (provenance.get("git") or {}).get("commit")
+        at = f" (aekit {provenance.get('aekit_version', '?')}" + (f", commit {commit[:7]})" if commit else ")")
+        return f"Measured with `{provenance['command']}` on {machine_summary(provenance.get('machine'))}, {date}{at}."
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ResultsError(f"provenance block without {e}") from e
+
+
+# --- renderers: data -> (table, provenance line) ------------------------------------------------------------
+def _sae_step(data: dict) -> tuple[str, str]:
+    s = data["sizes"]
+    versions = data.get("anchor_versions") or {}
+    floor_label = (f"dense {data['dtype']} matmul ({s['batch']}×{s['d_in']})·({s['d_in']}×{s['n_latents']})")
+    labels = {
+        "dense matmul": f"{floor_label} into a reused buffer, the floor",
+        "dense matmul, new output": f"{floor_label} into a new output (allocation and page faults included)",
+        "SAELens TopK": f"SAELens {versions.get('sae-lens', '')} `TopKTrainingSAE`".replace("  ", " "),
+        "SAELens TopK sparse-acts": f"SAELens {versions.get('sae-lens', '')} `TopKTrainingSAE`, "
+                                    "`use_sparse_activations=True`".replace("  ", " "),
+        "sparsify SparseCoder": f"sparsify {versions.get('eai-sparsify', '')} `SparseCoder` (Triton off)"
+                                .replace("  ", " "),
+    }
+    rows = []
+    for row in data["rows"]:
+        label = labels.get(row["name"], row["name"])
+        if row["kind"] == "aekit" and "no screen" in row["name"]:
+            label += " (the float32 product decides)"
+        speedup = f"{row['aekit_topk_speedup']:.2f}×" if "aekit_topk_speedup" in row else ""
+        rows.append([label, _num(row["ms_per_step"], 1), _num(row["ratio_to_matmul"], 2), speedup])
+    for name, error in (data.get("errors") or {}).items():
+        rows.append([name, f"failed: {error}", "", ""])
+    header = [f"case: d_in {s['d_in']}, {s['n_latents']} latents, k {s['k']}, batch {s['batch']}, {data['device']}, "
+              f"{data['threads']} threads, median of {data['repeats']}"
+              + (f", {data['dead_fraction']:.0%} of latents dead" if data.get("dead_fraction") else ""),
+              "ms/step", "× dense encoder matmul", "aekit TopK is faster by"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+RECOVERY_COLUMNS = {
+    "uncorrelated": [("mcc", "MCC"), ("f1", "F1"), ("fvu", "FVU"), ("l0", "L0"), ("dead_fraction", "dead"),
+                     ("shrinkage", "shrinkage")],
+    "hierarchical": [("mcc", "MCC"), ("f1", "F1"), ("parent_mcc", "parent MCC"), ("parent_f1", "parent F1"),
+                     ("child_mcc", "child MCC"), ("child_f1", "child F1"), ("fvu", "FVU"), ("l0", "L0")],
+    "absorption": [("parent_f1", "parent F1"), ("parent_recall_with_child", "parent recall when a child fires"),
+                   ("absorption_rate", "absorption rate"), ("parent_decoder_cosine", "parent decoder cosine"),
+                   ("child_f1", "child F1"), ("fvu", "FVU"), ("l0", "L0")],
+}
+RECOVERY_COLUMNS["hierarchical_unit_norm"] = RECOVERY_COLUMNS["hierarchical"]
+
+
+def _recovery_study(study: str) -> Callable[[dict], tuple[str, str]]:
+    def render(data: dict) -> tuple[str, str]:
+        if study not in data:
+            raise ResultsError(f"no study '{study}' in the file; run benchmarks/recovery.py --studies {study}")
+        entry = data[study]
+        columns = RECOVERY_COLUMNS[study]
+        rows = [[arch, *(_mean_spread(summary[key]) for key, _ in columns)]
+                for arch, summary in entry["summary"].items()]
+        n_seeds = len({row["seed"] for row in entry["rows"]})
+        header = [f"architecture (mean ± std over {n_seeds} seeds)" if n_seeds > 1 else "architecture",
+                  *(label for _, label in columns)]
+        return _table(header, rows), provenance_line(entry.get("provenance"))
+    return render
+
+
+def _recovery_sweep(data: dict) -> tuple[str, str]:
+    if "sweep" not in data:
+        raise ResultsError("no study 'sweep' in the file; run benchmarks/recovery.py --studies sweep")
+    entry = data["sweep"]
+    summary, ratios = entry["summary"], entry["ratios"]
+    archs = list(dict.fromkeys(row["architecture"] for row in entry["rows"]))
+    rows = []
+    for law in entry["laws"]:
+        for arch in archs:
+            cells = [summary.get(f"{law} {r}x {arch}") for r in ratios]
+            if not any(cells):
+                continue
+            label = arch
+            if arch not in ("topk", "batchtopk", "matryoshka"):  # calibrated, so its L0 is only near the target
+                l0s = [c["l0"]["mean"] for c in cells if c]
+                label += f" (L0 {min(l0s):.1f}–{max(l0s):.1f})"
+            rows.append([law, label, *(_mean_spread(c["mcc"]) if c else "–" for c in cells)])
+    n_seeds = len({row["seed"] for row in entry["rows"]})
+    spread = f"MCC mean ± std over {n_seeds} seeds" if n_seeds > 1 else "MCC"
+    header = [f"firing law ({spread}; d {entry['d']}, L0 ≈ {entry['l0']})", "architecture",
+              *(f"{r}× superposition" for r in ratios)]
+    return _table(header, rows), provenance_line(entry.get("provenance"))
+
+
+CONCEPT_LABELS = {"topic_word": "topic of the word", "sentiment": "sentiment", "formality": "formality",
+                  "tense": "tense", "entity": "entity type", "category": "word category"}
+
+
+def _concept_recovery(data: dict) -> tuple[str, str]:
+    rows_in = data["rows"]
+    archs = list(dict.fromkeys(row["architecture"] for row in rows_in))
+    concepts = list(rows_in[0]["concepts"])
+    rows = []
+    for arch in archs:
+        mine = [r for r in rows_in if r["architecture"] == arch]
+        cells = []
+        for c in concepts:
+            sae = statistics.fmean(r["concepts"][c]["sae_best_f1"] for r in mine)
+            probe = statistics.fmean(r["concepts"][c]["probe_f1"] for r in mine)
+            cells.append(f"{sae:.3f} / {probe:.3f} ({sae / probe:.2f})")
+        sae = statistics.fmean(r["topic_posterior"]["sae_matched_correlation"] for r in mine)
+        probe = statistics.fmean(r["topic_posterior"]["probe_correlation"] for r in mine)
+        cells.append(f"{sae:.3f} / {probe:.3f} ({sae / probe:.2f})")
+        rows.append([arch, *cells])
+    n_seeds = len({r["seed"] for r in rows_in})
+    header = [f"SAE ({data['n_latents']} latents on `{data['hook']}`; SAE / probe (ratio), mean of {n_seeds} seeds)",
+              *(CONCEPT_LABELS.get(c, c) for c in concepts), "log p(topic | x)"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _cache_throughput(data: dict) -> tuple[str, str]:
+    plain = data["plain_forward_tokens_per_s"]
+    rows = [["plain forward pass (tokenise + forward to the logits)", f"{plain:,.0f} tokens/s", "1.00"]]
+    for key, where in (("cache_last_block", "last block"), ("cache_middle_block", "middle block")):
+        c = data[key]
+        rows.append([f"`aekit cache` at the {where} (`{c['hook']}`)", f"{c['tokens_per_s']:,.0f} tokens/s",
+                     f"{c['ratio_to_plain_forward']:.2f}"])
+    rows.append(["SAE training from memory", f"{data['train_rows_per_s_from_memory']:,.0f} rows/s", "1.00"])
+    rows.append(["SAE training from the activation store", f"{data['train_rows_per_s_from_store']:,.0f} rows/s",
+                 f"{data['train_store_to_memory_ratio']:.2f}"])
+    header = [f"measurement (random GPT-2, {data['n_layer']} layers × width {data['width']}, {data['documents']} "
+              f"documents, batch {data['batch_size']}, best of {data.get('repeats', '?')})", "throughput",
+              "ratio to the reference above"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _store_memory(data: dict) -> tuple[str, str]:
+    runs = data["runs"]
+    base = runs[0]["peak_rss_mib"]
+    rows = [[r["source"], f"{r['multiple']}×", f"{r['rows']:,}", _num(r["store_mib"], 0), _num(r["peak_rss_mib"], 0),
+             _num(r["peak_rss_mib"] / base, 2), f"{r['max_resident_rows']:,}"] for r in runs]
+    s = data["settings"]
+    header = [f"source (d {s['d']}, shuffle buffer {s['buffer_rows']:,} rows, {s['steps']} steps)",
+              "data (× buffer)", "rows", "data MiB", "peak RSS MiB", "÷ first row", "most rows held"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _screen_survivors(data: dict) -> tuple[str, str]:
+    sv = data["survivors"]
+    rows = [
+        ["SAE", f"d_in {data['d_in']}, {data['n_latents']} latents, k {data['k']}"],
+        ["rows of real activations", f"{data['rows']:,}"],
+        ["survivors per row: mean / median / p99 / max",
+         f"{sv['mean']:.1f} / {sv['median']:.0f} / {sv['p99']:.0f} / {sv['max']:.0f}"],
+        ["rows sent to the float32 path", f"{data['float32_path_fraction']:.1%}"],
+        ["error bound held on every entry", "yes" if data["bound_holds"] else "**no**"],
+        ["median bound / pre-activation std", f"{data['median_bound']:.3g} / {data['preactivation_std']:.3g}"],
+        ["largest gap of the chosen values to the float64 top-k", f"{data['max_selected_value_gap']:.3g}"],
+    ]
+    return _table(["bfloat16 screen on a trained SAE", "value"], rows), provenance_line(data.get("provenance"))
+
+
+DISENTANGLE_MODELS = {"ae": "AE", "betavae": "β-VAE", "betatcvae": "β-TCVAE", "qlae": "QLAE", "xfactors": "XFactors",
+                      "vqvae": "VQ-VAE"}
+DISENTANGLE_METRICS = [("infom", "InfoM", 3), ("infoc", "InfoC", 3), ("infoe", "InfoE", 3), ("mig", "MIG", 3),
+                       ("dci_d", "D", 3), ("dci_c", "C", 3), ("dci_i", "I", 3), ("sap", "SAP", 3),
+                       ("psnr", "PSNR (dB)", 1)]
+
+
+def _disentangle(file: str) -> Callable[[dict], tuple[str, str]]:
+    def render(data: dict) -> tuple[str, str]:
+        s, summary = data["settings"], data["summary"]
+        rows = [[DISENTANGLE_MODELS.get(m, m), *(_mean_spread(summary[m][key], digits, "ci95")
+                                                 for key, _, digits in DISENTANGLE_METRICS)]
+                for m in s["models"] if m in summary]
+        n = len(s["seeds"])
+        header = [f"model ({s['world']}, {s['steps']} steps × batch {s['batch_size']}"
+                  + (f"; mean ± 95% t-interval over {n} seeds)" if n > 1 else ", 1 seed)"),
+                  *(label for _, label, _ in DISENTANGLE_METRICS)]
+        legacy = (f"Written by `benchmarks/disentangle.py` ({s['world']}, {', '.join(s['models'])}; {n} seed"
+                  f"{'s' * (n != 1)}, {s['steps']} steps, batch {s['batch_size']}, {s['n_train']:,} training and "
+                  f"{s['n_eval']:,} held-out images); command and machine not recorded in the file; "
+                  f"{LEGACY_ORIGIN.get(file, 'date not recorded')}.")
+        return _table(header, rows), provenance_line(data.get("provenance"), legacy)
+    return render
+
+
+def _toy_lm_eval(data: dict) -> tuple[str, str]:
+    ioi, gt, doc, ind = data["ioi"], data["greater_than"], data["docstring"], data["induction"]
+    rows = [
+        ["IOI", _num(ioi["accuracy"]),
+         f"logit diff IO − S {ioi['logit_diff']:.2f}, answer prob {ioi['answer_prob']:.3f}",
+         f"top-1 {ioi['corrupted_accuracy']:.3f}"],
+        ["greater-than", f"{_num(gt['accuracy'])} (top token a year > YY)",
+         f"prob mass on years > YY {gt['prob_greater']:.3f}",
+         f"mass on later years {gt['corrupted_prob_greater']:.3f}"],
+        ["docstring", _num(doc["accuracy"]), f"answer prob {doc['answer_prob']:.3f}",
+         f"top-1 {doc['corrupted_accuracy']:.3f}"],
+        ["induction", _num(ind["accuracy"]), f"answer prob {ind['answer_prob']:.3f}",
+         f"top-1 {ind['corrupted_accuracy']:.3f}"],
+        ["prose", "", f"held-out loss {data['prose_loss']:.3f} nats/token (uniform: {data['prose_loss_uniform']:.3f})",
+         ""],
+    ]
+    header = [f"family ({data['split']} split, {data['n']} prompts each)", "top-1 accuracy", "more",
+              "corrupted prompts"]
+    training = data.get("_training") or {}
+    trained = ""
+    if training:
+        trained = (f"; the checkpoint was trained by `aekit world train-lm` ({training.get('steps')} steps, "
+                   f"{training.get('threads')} torch thread{'s' * (training.get('threads') != 1)}, torch "
+                   f"{training.get('torch')}, {training.get('train_seconds')} s)")
+    legacy = (f"Held-out evaluation written by `aekit world train-lm` into the bundled checkpoint's eval.json (seed "
+              f"{data.get('seed')}; `aekit world eval-lm` recomputes it){trained}; machine not recorded in the file; "
+              f"{LEGACY_ORIGIN['eval.json']}.")
+    return _table(header, rows), legacy
+
+
+def _demo(data: dict) -> tuple[str, str]:
+    rec, sp = data["reconstruction"], data["spliced"]
+    rows = [
+        ["FVU / L0 / dead latents", f"{rec['fvu']:.3f} / {rec['l0']:.1f} / {100 * rec['dead_fraction']:.1f} %"],
+        ["CE loss clean → with SAE", f"{sp['ce_clean']:.3f} → {sp['ce_sae']:.3f}"],
+        ["CE loss zero-ablated / mean-ablated", f"{sp['ce_zero']:.3f} / {sp['ce_mean']:.3f}"],
+        ["**CE loss recovered** (vs zero / vs mean ablation)",
+         f"**{sp['ce_recovered_zero']:.3f}** / {sp['ce_recovered_mean']:.3f}"],
+        ["KL to the clean model, Δ LM loss", f"{sp['kl_sae']:.3f} nats, {sp['delta_loss']:+.3f}"],
+        ["wall time of the whole demo", f"{data['wall_seconds']:.0f} s"],
+    ]
+    st = data["settings"]
+    header = [f"SAE on `{st['hook']}` ({st['sae']}, {st['steps']} steps; {sp['n_tokens']:,} held-out tokens)",
+              "value"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _demo_concepts(data: dict) -> tuple[str, str]:
+    rows = [[CONCEPT_LABELS.get(name, name), _num(c["sae_best_f1"]), _num(c["probe_f1"]), _num(c["ratio"], 2)]
+            for name, c in data["concepts"].items()]
+    t = data["topic_posterior"]
+    rows.append(["log p(topic | x): matched correlation / probe correlation", _num(t["sae_matched_correlation"]),
+                 _num(t["probe_correlation"]), _num(t["ratio"], 2)])
+    header = [f"concept ({data['scored_tokens']:,} prose tokens)", "SAE best F1", "probe F1", "SAE / probe"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    render: Callable[[dict], tuple[str, str]]
+    how: str  # the command that writes the file
+
+
+def _r(file: str) -> Path:
+    return RESULTS / file
+
+
+NAMES: dict[str, Entry] = {
+    "sae_step": Entry(_r("sae_step.json"), _sae_step, "python benchmarks/sae_step.py"),
+    "sae_step_dead_latents": Entry(_r("sae_step_dead.json"), _sae_step,
+                                   "python benchmarks/sae_step.py --arch topk --arch batchtopk --arch matryoshka "
+                                   "--no-anchors --dead-fraction 0.1 --repeats 5 --name sae_step_dead"),
+    **{f"recovery_{study}": Entry(_r("recovery.json"), _recovery_study(study),
+                                  "python benchmarks/recovery.py --studies " + study)
+       for study in ("uncorrelated", "absorption", "hierarchical", "hierarchical_unit_norm")},
+    "recovery_sweep": Entry(_r("recovery.json"), _recovery_sweep, "python benchmarks/recovery.py --studies sweep"),
+    "concept_recovery": Entry(_r("concept_recovery.json"), _concept_recovery,
+                              "python benchmarks/concept_recovery.py --seeds 0 1 --steps 1500"),
+    "cache_throughput": Entry(_r("cache_throughput.json"), _cache_throughput, "python benchmarks/cache_throughput.py"),
+    "store_memory": Entry(_r("store_memory.json"), _store_memory, "python benchmarks/store_memory.py"),
+    "screen_survivors": Entry(_r("screen_survivors.json"), _screen_survivors,
+                              "python benchmarks/screen_survivors.py --model DEMO/run/model --store DEMO/store"),
+    "disentangle": Entry(_r("disentangle.json"), _disentangle("disentangle.json"),
+                         "python benchmarks/disentangle.py --models ae,betavae,qlae,xfactors,betatcvae,vqvae "
+                         "--steps 2000"),
+    "disentangle_long": Entry(_r("disentangle_6000steps_1seed.json"), _disentangle("disentangle_6000steps_1seed.json"),
+                              "python benchmarks/disentangle.py --models xfactors,qlae,ae,betavae --seeds 1 "
+                              "--steps 6000 --n-eval 5000 --name disentangle_6000steps_1seed"),
+    "toy_lm_eval": Entry(BUNDLED_TOY_LM / "eval.json", _toy_lm_eval, "aekit world train-lm / aekit world eval-lm"),
+    "demo": Entry(_r("demo.json"), _demo, "python benchmarks/demo.py"),
+    "demo_concepts": Entry(_r("demo.json"), _demo_concepts, "python benchmarks/demo.py"),
+}
+
+
+def load(name: str, results_dir: Path | None = None) -> dict:
+    """The parsed results file behind `name` (from `results_dir` instead of benchmarks/results/ when given)."""
+    if name not in NAMES:
+        raise ResultsError(f"unknown results table '{name}'; known: {', '.join(sorted(NAMES))}")
+    entry = NAMES[name]
+    path = entry.path if results_dir is None or entry.path.parent != RESULTS else Path(results_dir) / entry.path.name
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{_shown(path)}: missing; write it with `{entry.how}` and commit it") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{_shown(path)}: not a readable JSON results file ({e})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{_shown(path)}: expected a JSON object")
+    if name == "toy_lm_eval":  # its training record sits next to it
+        training = path.parent / "training.json"
+        if training.is_file():
+            data["_training"] = json.loads(training.read_text())
+    return data
+
+
+def render(name: str, results_dir: Path | None = None) -> str:
+    """The Markdown table `name` and its 'Measured with ...' line."""
+    data = load(name, results_dir)
+    try:
+        table, line = NAMES[name].render(data)
+    except ResultsError as e:
+        raise ResultsError(f"results table '{name}' ({_shown(NAMES[name].path)}): {e}") from None
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError, AttributeError) as e:
+        raise ResultsError(f"results table '{name}': {_shown(NAMES[name].path)} lacks or mangles a field "
+                           f"({type(e).__name__}: {e}); re-run `{NAMES[name].how}`") from None
+    return f"{table}\n\n{line}"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":  # print every table whose file exists: python benchmarks/render_results.py
+    for table_name in NAMES:
+        try:
+            print(f"## {table_name}\n\n{render(table_name)}\n")
+        except ResultsError as error:
+            print(f"## {table_name}\n\n({error})\n")
