@@ -465,3 +465,40 @@ def test_command_line_mistakes_name_the_command_once(capsys, argv, expected):
     err = _stderr_of(capsys, argv)
     assert err == f"aekit: error: {expected}\n"
     assert "aekit: error: aekit" not in err
+
+
+@pytest.mark.parametrize("command", ["info", "eval"])
+def test_run_directory_given_for_a_model(files, capsys, command):
+    run = files["run"]
+    argv = [command, run] + (["--data", files["x"]] if command == "eval" else [])
+    err = _stderr_of(capsys, argv)
+    assert err == f"aekit: error: {run}: is a training run directory, not a model; give the model inside it: " \
+                  f"{run / 'model'}\n"
+
+
+def test_unfinished_run_given_for_a_model(files, tmp_path, capsys):
+    run = tmp_path / "unfinished"
+    shutil.copytree(files["run"], run)
+    shutil.rmtree(run / "model")
+    assert _stderr_of(capsys, ["info", run]) == (
+        f"aekit: error: {run}: is a training run without a model or a checkpoint; train it again\n")
+    (run / "checkpoints" / "step_00000003").mkdir(parents=True)
+    assert _stderr_of(capsys, ["info", run]) == (
+        f"aekit: error: {run}: is a training run that has not finished, so it holds no model yet; continue it with "
+        f"`aekit train --resume --out {run}`\n")
+
+
+def test_resume_where_there_is_no_run(tmp_path, capsys):
+    out = tmp_path / "nothing-here"
+    assert _stderr_of(capsys, ["train", "--resume", "--out", out]) == (
+        f"aekit: error: {out / 'run.json'}: not found, so there is no run to resume in {out}; start a new run with "
+        "--data and --out\n")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("which", ["model", "run"])
+def test_autoencoder_given_for_a_language_model(files, capsys, which):
+    sae = files[which]
+    err = _stderr_of(capsys, ["world", "eval-lm", sae, "--n", "5"])
+    assert err == (f"aekit: error: {sae}: is an aekit autoencoder, not a language model; give the Hugging Face "
+                   "model directory or hub name of the language model\n")

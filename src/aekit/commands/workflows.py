@@ -19,6 +19,7 @@ from ..models import SAEConfig, SparseAutoencoder
 from ..models.evaluate import evaluate_reconstruction
 from ..report import plot_training
 from ..train import TrainConfig, Trainer
+from ..train.checkpoint import latest_checkpoint
 from ..train.distributed import launched_rank
 from .training_data import DataSpec, data_provenance, open_training_source, record, sample_rows
 
@@ -85,6 +86,9 @@ def train(data: DataSpec, out_dir: str | Path, model_settings: dict[str, Any], t
 def resume(out_dir: str | Path, data: DataSpec | None = None) -> RunSummary:
     """Continue the run saved in `out_dir` from its newest checkpoint."""
     out_dir = Path(out_dir)
+    if not (out_dir / RUN_FILE).is_file():
+        raise ConfigError(f"{out_dir / RUN_FILE}: not found, so there is no run to resume in {out_dir}; start a "
+                          "new run with --data and --out")
     run = read_json(out_dir / RUN_FILE, "run description")
     for key in ("data", "train", "model"):
         if key not in run or (key == "data" and not isinstance(run[key], str | dict)):
@@ -126,8 +130,22 @@ def read_history(out_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
 
 
+def load_saved_model(model_dir: str | Path):
+    """A saved model (aekit, SAELens or sparsify); a training run directory is pointed to the model inside it."""
+    path = Path(model_dir)
+    if (path / RUN_FILE).is_file() and not (path / "config.json").is_file():
+        if (path / MODEL_DIR).is_dir():
+            raise ConfigError(f"{path}: is a training run directory, not a model; give the model inside it: "
+                              f"{path / MODEL_DIR}")
+        if latest_checkpoint(path / "checkpoints") is not None:
+            raise ConfigError(f"{path}: is a training run that has not finished, so it holds no model yet; continue "
+                              f"it with `aekit train --resume --out {path}`")
+        raise ConfigError(f"{path}: is a training run without a model or a checkpoint; train it again")
+    return load_any(path)
+
+
 def evaluate(model_dir: str | Path, data: str | Path, max_rows: int = 262144) -> dict[str, Any]:
-    model = load_any(model_dir)
+    model = load_saved_model(model_dir)
     x = sample_rows(data, max_rows)
     expected = model.config.d_in + (model.config.d_out or 0)
     if x.shape[1] != expected:
@@ -144,7 +162,7 @@ def evaluate_spliced(model_dir: str | Path, lm: str, hook: str, text: str | Path
     from ..data.corpus import iter_documents
     from ..data.lm import load_lm
 
-    sae = load_any(model_dir)
+    sae = load_saved_model(model_dir)
     documents = list(islice(iter_documents(text), max_documents))
     if not documents:
         raise DataError(f"{text}: the corpus holds no documents")
@@ -171,7 +189,7 @@ def feature_report(model_dir: str | Path, text: str | Path, out: str | Path, *, 
         raise ConfigError(f"{out}: the report is one HTML file; give a path ending in .html")
     if out.is_dir():
         raise ConfigError(f"{out}: is a directory; give the path of the HTML file to write")
-    sae = load_any(model_dir)
+    sae = load_saved_model(model_dir)
     lm = lm or sae.provenance.get("model")
     hook = hook or sae.provenance.get("hook")
     if not lm or not hook:
@@ -191,7 +209,7 @@ def feature_report(model_dir: str | Path, text: str | Path, out: str | Path, *, 
 
 
 def info(model_dir: str | Path) -> dict[str, Any]:
-    model = load_any(model_dir)
+    model = load_saved_model(model_dir)
     description = model.describe()
     description["parameters"] = {name: list(t.shape) for name, t in model.state_dict().items()}
     return description

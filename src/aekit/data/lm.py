@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -54,6 +55,18 @@ def load_lm(name_or_path: str | Path, *, dtype: torch.dtype | None = None, devic
             hf_logging.enable_progress_bar()
 
 
+def _is_autoencoder_dir(path: Path) -> bool:
+    """An aekit model directory (or a training run holding one) rather than a Hugging Face model."""
+    for directory in (path, path / "model"):
+        try:
+            meta = json.loads((directory / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and "format_version" in meta and "kind" in meta:
+            return True
+    return False
+
+
 def _load_lm(name: str, dtype: torch.dtype | None, device: str | torch.device | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -70,6 +83,9 @@ def _load_lm(name: str, dtype: torch.dtype | None, device: str | torch.device | 
         model, tokenizer = load(local_only=True)
     except (OSError, ValueError) as local_error:
         hub_allowed = not local_dir and not _path_like(name) and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0")
+        if local_dir and _is_autoencoder_dir(Path(name).expanduser()):
+            raise DataError(f"{name}: is an aekit autoencoder, not a language model; give the Hugging Face model "
+                            "directory or hub name of the language model") from None
         if local_dir:
             raise DataError(f"{name}: cannot load a causal LM and tokenizer from this local directory "
                             f"({_first_line(local_error)})") from None
