@@ -1,15 +1,21 @@
 """`SparseCoder`: a scikit-learn estimator that trains a sparse autoencoder on a plain array.
 
 It wraps `SparseAutoencoder` + `Trainer` (the same code path as `aekit train`) behind `fit` / `transform` /
-`inverse_transform` / `score`, validates input the scikit-learn way, and writes no files. After `fit` the
-input scale is folded into the weights, so `model_` maps raw rows to raw reconstructions, codes are in raw
-units and ``X_hat = codes @ components_ + decoder_bias_``.
+`inverse_transform` / `score`, validates input the scikit-learn way, and writes no files unless asked. After
+`fit` the input scale is folded into the weights, so `model_` maps raw rows to raw reconstructions, codes are in
+raw units and ``X_hat = codes @ components_ + decoder_bias_``.
+
+`save(dir)` writes an ordinary aekit model directory (config.json + model.safetensors, so `aekit info` and
+`aekit eval` read it) plus estimator.json: the hyper-parameters and fitted attributes as JSON, never a pickle.
+`SparseCoder.load(dir)` gives back an estimator whose transforms and scores are bit-identical.
 """
 
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,12 +25,16 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._version import __version__
 from .data.sources import ArraySource
-from .errors import ConfigError
+from .errors import ConfigError, FormatError
+from .fileio import atomic_directory, atomic_write_json, read_json
+from .models.base import CONFIG_FILE, load_model
 from .models.evaluate import evaluate_reconstruction
 from .models.sae import SAEConfig, SparseAutoencoder
 from .nn.codes import Codes
 from .train.config import TrainConfig
+from .train.distributed import resolve_device
 from .train.trainer import Trainer
 
 CHUNK_ROWS = 4096  # rows encoded/decoded at a time by transform, inverse_transform and score
@@ -36,6 +46,10 @@ DEFAULT_WARMUP = 50  # warmup_steps=None means min(DEFAULT_WARMUP, steps // 10)
 # this as `expected_failed_checks` (tests/test_estimator.py does, for every architecture). It is empty: every
 # check scikit-learn 1.9 runs passes, tiny fits included (batch_size and init_samples are capped at n_samples).
 SKIPPED_CHECKS: dict[str, str] = {}
+
+ESTIMATOR_FILE = "estimator.json"  # next to config.json + model.safetensors in a saved SparseCoder directory
+ESTIMATOR_FORMAT_VERSION = 1
+_RANDOM_STATE_KEY = "numpy.random.RandomState"  # how a RandomState random_state is spelled in estimator.json
 
 _MODEL_PARAMS = ("n_latents", "architecture", "k", "l1_coefficient", "l0_coefficient", "aux_k", "normalize_input")
 _TRAIN_PARAMS = ("steps", "batch_size", "lr", "warmup_steps", "decay", "device", "seed", "progress")
@@ -97,6 +111,9 @@ class SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         The Trainer's metric records (loss terms, L0, dead fraction, learning rate) every `log_every` steps.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when X had string column names
+
+    A fitted SparseCoder is saved with `save(dir)` and read back with `SparseCoder.load(dir)` (JSON and
+    safetensors, no pickle); dir is also an ordinary aekit model directory.
     """
 
     def __init__(
@@ -255,6 +272,99 @@ class SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _model_device(self) -> torch.device:
         return self.model_.W_dec.device
 
+    # --- saving and loading -----------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the fitted estimator to `directory`, atomically: the model as an ordinary aekit model directory
+        (config.json + model.safetensors) plus estimator.json (hyper-parameters, fitted attributes).
+
+        A previous save at `directory` is replaced; any other existing file or non-empty directory is refused.
+        Raises NotFittedError before `fit`.
+        """
+        check_is_fitted(self)
+        directory = Path(directory)
+        if directory.exists() and not (directory.is_dir() and _is_replaceable(directory)):
+            raise ConfigError(f"{directory}: exists and is not a saved SparseCoder; choose a new directory "
+                              "(save replaces only a previous save)")
+        params = {name: _to_json(value, f"SparseCoder.{name}") for name, value in self.get_params(deep=False).items()}
+        fitted = {"n_features_in_": int(self.n_features_in_), "n_latents_": int(self.n_latents_), "k_": int(self.k_),
+                  "history_": _to_json(self.history_, "SparseCoder.history_")}
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
+        state = {"estimator": "SparseCoder", "format_version": ESTIMATOR_FORMAT_VERSION,
+                 "aekit_version": __version__, "params": params, "fitted": fitted}
+        with atomic_directory(directory) as tmp:
+            self.model_.save(tmp)  # the model's own writer: config.json + model.safetensors
+            atomic_write_json(tmp / ESTIMATOR_FILE, state)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str | None = None) -> SparseCoder:
+        """Read an estimator written by `save`; `device` ("auto", "cpu", "cuda") overrides the saved one.
+
+        Every problem (missing directory or file, corrupt JSON or weights, files that do not belong together)
+        is a FormatError naming the file.
+        """
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FormatError(f"{directory}: saved SparseCoder directory not found")
+        path = directory / ESTIMATOR_FILE
+        if not path.is_file():
+            plain = (directory / CONFIG_FILE).is_file()
+            what = "a plain model directory (read it with aekit.load_model)" if plain else "not a saved SparseCoder"
+            raise FormatError(f"{path}: not found; {directory} is {what}; SparseCoder.save writes estimator.json")
+        state = read_json(path, "SparseCoder description")
+        if state.get("estimator") != "SparseCoder" or state.get("format_version") != ESTIMATOR_FORMAT_VERSION:
+            raise FormatError(f"{path}: not a SparseCoder description of format_version {ESTIMATOR_FORMAT_VERSION} "
+                              f"(got estimator {state.get('estimator')!r}, format_version "
+                              f"{state.get('format_version')!r}); save it again with this aekit")
+        params, fitted = state.get("params"), state.get("fitted")
+        if not isinstance(params, dict):
+            raise FormatError(f"{path}: 'params' must be a JSON object of SparseCoder parameters")
+        if not isinstance(fitted, dict):
+            raise FormatError(f"{path}: holds no fitted state ('fitted' is missing); save a fitted SparseCoder")
+        names = set(cls._get_param_names())
+        if set(params) != names:
+            raise FormatError(f"{path}: parameters do not match SparseCoder (missing {sorted(names - set(params))}, "
+                              f"unexpected {sorted(set(params) - names)})")
+        estimator = cls(**{name: _from_json(value) for name, value in params.items()})
+        if device is not None:
+            estimator.set_params(device=device)
+        for name in ("n_features_in_", "n_latents_", "k_"):
+            value = fitted.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise FormatError(f"{path}: fitted.{name} must be a positive integer, got {value!r}")
+        history = fitted.get("history_")
+        if not isinstance(history, list) or not all(isinstance(record, dict) for record in history):
+            raise FormatError(f"{path}: fitted.history_ must be a list of JSON objects")
+        names_in = fitted.get("feature_names_in_")
+        if names_in is not None and (not isinstance(names_in, list) or len(names_in) != fitted["n_features_in_"]
+                                     or not all(isinstance(name, str) for name in names_in)):
+            raise FormatError(f"{path}: fitted.feature_names_in_ must list {fitted['n_features_in_']} strings")
+
+        model = load_model(directory)  # checks config.json and model.safetensors, naming the file at fault
+        config = model.config
+        if not isinstance(model, SparseAutoencoder) or (config.d_in, config.n_latents, config.k) != (
+                fitted["n_features_in_"], fitted["n_latents_"], fitted["k_"]):
+            raise FormatError(f"{directory / CONFIG_FILE}: the model does not match {ESTIMATOR_FILE} (n_features_in_ "
+                              f"{fitted['n_features_in_']}, n_latents_ {fitted['n_latents_']}, k_ {fitted['k_']}); "
+                              "the files do not belong together")
+        try:
+            model.to(resolve_device(estimator.device))
+        except ConfigError:
+            raise ConfigError(f"{path}: device {estimator.device!r} is not available here; "
+                              "load with SparseCoder.load(directory, device='cpu')") from None
+        model.eval()
+        estimator.model_ = model
+        estimator.n_features_in_ = fitted["n_features_in_"]
+        if names_in is not None:
+            estimator.feature_names_in_ = np.asarray(names_in, dtype=object)
+        estimator.n_latents_ = fitted["n_latents_"]
+        estimator.k_ = fitted["k_"]
+        estimator.components_ = model.W_dec.detach().cpu().numpy().copy()
+        estimator.decoder_bias_ = model.b_dec.detach().cpu().numpy().copy()
+        estimator.history_ = history
+        return estimator
+
     # --- scikit-learn plumbing --------------------------------------------------------------------------
     @property
     def _n_features_out(self) -> int:
@@ -281,6 +391,42 @@ def _options(options: dict[str, Any] | None, name: str, config_class, reserved: 
     if clash:
         raise ConfigError(f"{name}: {clash[0]!r} is set by its own SparseCoder parameter (or by fit); set it there")
     return dict(options)
+
+
+def _is_replaceable(directory: Path) -> bool:
+    """An empty directory or a previous save: what `save` may replace."""
+    return not any(directory.iterdir()) or (directory / ESTIMATOR_FILE).is_file()
+
+
+def _to_json(value: Any, where: str) -> Any:
+    """A parameter or fitted value as plain JSON (numpy scalars become Python numbers), or a ConfigError."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, np.random.RandomState):
+        name, keys, pos, has_gauss, cached = value.get_state()
+        return {_RANDOM_STATE_KEY: [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _to_json(item, f"{where}[{key!r}]") for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise ConfigError(f"{where}: a {type(value).__name__} cannot be saved as JSON; SparseCoder.save stores numbers, "
+                      "strings, booleans, None, lists, dicts with string keys and numpy RandomStates")
+
+
+def _from_json(value: Any) -> Any:
+    """Inverse of `_to_json` for parameters: a saved RandomState becomes one again, in the same state."""
+    if isinstance(value, dict) and set(value) == {_RANDOM_STATE_KEY}:
+        name, keys, pos, has_gauss, cached = value[_RANDOM_STATE_KEY]
+        random_state = np.random.RandomState()
+        random_state.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        return random_state
+    return value
 
 
 def _codes_to_csr(codes: Codes) -> sp.csr_matrix:
