@@ -502,3 +502,20 @@ def test_autoencoder_given_for_a_language_model(files, capsys, which):
     err = _stderr_of(capsys, ["world", "eval-lm", sae, "--n", "5"])
     assert err == (f"aekit: error: {sae}: is an aekit autoencoder, not a language model; give the Hugging Face "
                    "model directory or hub name of the language model\n")
+
+
+def test_reader_closing_the_pipe_is_not_an_error(files, capsys, monkeypatch):
+    """`aekit info DIR | head -1`: the closed pipe ends the command quietly, with the shell's SIGPIPE status."""
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    code = main(["info", str(files["model"])])
+    monkeypatch.undo()
+    assert code == 141
+    assert capsys.readouterr().err == ""

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import json
+import os
 import shlex
 import sys
 import typing
@@ -26,6 +28,7 @@ from .train.checkpoint import latest_checkpoint
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a process its pipe closed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -535,10 +538,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"aekit: {_interrupted(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader stopped early (`aekit info DIR | head`): not an error, nothing to say
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as e:  # permissions, full disk: the user's environment, not a bug
         where = f"{e.filename}: " if e.filename else ""
         print(f"aekit: error: {_one_line(where + str(e.strerror or e))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # stdout is not a real file
+        pass
 
 
 def _interrupted(args: argparse.Namespace | None) -> str:
