@@ -115,3 +115,46 @@ def test_building_the_parser_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     build_parser()
     assert list(tmp_path.iterdir()) == []
+
+
+def _reference_hook():
+    """docs/hooks/cli_reference.py, imported from its file as MkDocs does."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "hooks" / "cli_reference.py"
+    spec = importlib.util.spec_from_file_location("cli_reference_hook", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docs_reference_lists_every_command_and_option():
+    hook = _reference_hook()
+    page = "# Command line\n\nIntro.\n\n<!-- cli-reference -->\n\nAfter.\n"
+
+    rendered = hook.on_page_markdown(page, page=None, config=None, files=None)
+
+    assert rendered.startswith("# Command line\n\nIntro.\n\n### `aekit` {#aekit}\n")
+    assert rendered.endswith("\n\nAfter.\n") and "<!-- cli-reference -->" not in rendered
+    for parser, prog in _commands(build_parser()):
+        assert f"### `{prog}` {{#{prog.replace(' ', '-')}}}" in rendered
+        if parser.description:
+            assert " ".join(parser.description.split()) in rendered
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            flag = action.option_strings[0] if action.option_strings else action.metavar
+            assert f"| `{flag}" in rendered, f"{prog} {flag} missing from the reference"
+            assert hook._cell(action.help) in rendered
+    assert "| `--d-in N` | input width: features per data row (a transcoder's x part); default: 0 = inferred " \
+           "from the data |" in rendered
+    assert "penalise \\|f_i\\|·‖d_i‖" in rendered  # a | of the help text does not split the table cell
+    assert "| [`aekit world train-lm`](#aekit-world-train-lm) |" in rendered
+
+
+def test_docs_hook_leaves_other_pages_alone():
+    hook = _reference_hook()
+    page = "# Training\n\nThe `<!-- cli-reference -->` marker is only replaced on a line of its own.\n"
+    assert hook.on_page_markdown(page, page=None, config=None, files=None) == page
+    assert hook.on_page_markdown("# Other\n", page=None, config=None, files=None) == "# Other\n"
