@@ -50,10 +50,10 @@ def _num(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _mean_spread(entry: dict, digits: int = 3, spread_key: str = "std") -> str:
-    """'mean ± spread' for a summary entry {mean, std|ci95, n}; the mean alone when there is no spread."""
+def _mean_spread(entry: dict, digits: int = 3, spread_key: str = "std", n: int | None = None) -> str:
+    """'mean ± spread' for a summary entry {mean, std|ci95[, n]} over n runs; the mean alone for a single run."""
     spread = entry.get(spread_key)
-    if spread is None or entry.get("n", 2) < 2:
+    if spread is None or (n if n is not None else entry.get("n", 2)) < 2:
         return _num(entry["mean"], digits)
     return f"{_num(entry['mean'], digits)} ± {_num(spread, digits)}"
 
@@ -142,9 +142,9 @@ def _recovery_study(study: str) -> Callable[[dict], tuple[str, str]]:
             raise ResultsError(f"no study '{study}' in the file; run benchmarks/recovery.py --studies {study}")
         entry = data[study]
         columns = RECOVERY_COLUMNS[study]
-        rows = [[arch, *(_mean_spread(summary[key]) for key, _ in columns)]
-                for arch, summary in entry["summary"].items()]
         n_seeds = len({row["seed"] for row in entry["rows"]})
+        rows = [[arch, *(_mean_spread(summary[key], n=n_seeds) for key, _ in columns)]
+                for arch, summary in entry["summary"].items()]
         header = [f"architecture (mean ± std over {n_seeds} seeds)" if n_seeds > 1 else "architecture",
                   *(label for _, label in columns)]
         return _table(header, rows), provenance_line(entry.get("provenance"))
@@ -157,6 +157,7 @@ def _recovery_sweep(data: dict) -> tuple[str, str]:
     entry = data["sweep"]
     summary, ratios = entry["summary"], entry["ratios"]
     archs = list(dict.fromkeys(row["architecture"] for row in entry["rows"]))
+    n_seeds = len({row["seed"] for row in entry["rows"]})
     rows = []
     for law in entry["laws"]:
         for arch in archs:
@@ -167,8 +168,7 @@ def _recovery_sweep(data: dict) -> tuple[str, str]:
             if arch not in ("topk", "batchtopk", "matryoshka"):  # calibrated, so its L0 is only near the target
                 l0s = [c["l0"]["mean"] for c in cells if c]
                 label += f" (L0 {min(l0s):.1f}–{max(l0s):.1f})"
-            rows.append([law, label, *(_mean_spread(c["mcc"]) if c else "–" for c in cells)])
-    n_seeds = len({row["seed"] for row in entry["rows"]})
+            rows.append([law, label, *(_mean_spread(c["mcc"], n=n_seeds) if c else "–" for c in cells)])
     spread = f"MCC mean ± std over {n_seeds} seeds" if n_seeds > 1 else "MCC"
     header = [f"firing law ({spread}; d {entry['d']}, L0 ≈ {entry['l0']})", "architecture",
               *(f"{r}× superposition" for r in ratios)]
@@ -350,7 +350,8 @@ NAMES: dict[str, Entry] = {
     "cache_throughput": Entry(_r("cache_throughput.json"), _cache_throughput, "python benchmarks/cache_throughput.py"),
     "store_memory": Entry(_r("store_memory.json"), _store_memory, "python benchmarks/store_memory.py"),
     "screen_survivors": Entry(_r("screen_survivors.json"), _screen_survivors,
-                              "python benchmarks/screen_survivors.py --model DEMO/run/model --store DEMO/store"),
+                              "python benchmarks/screen_survivors.py --model runs/speed/demo-out/run/model "
+                              "--store runs/speed/demo-out/store"),
     "disentangle": Entry(_r("disentangle.json"), _disentangle("disentangle.json"),
                          "python benchmarks/disentangle.py --models ae,betavae,qlae,xfactors,betatcvae,vqvae "
                          "--steps 2000"),

@@ -62,6 +62,10 @@ def git_state() -> dict[str, Any]:
 _STARTED = _utc_now()
 _GIT = git_state()
 _ENV = {key: os.environ[key] for key in ENV_KEYS if key in os.environ}  # as set by whoever ran the benchmark
+try:
+    _LOAD = [round(x, 2) for x in os.getloadavg()]  # how busy the machine was when the benchmark started
+except (OSError, AttributeError):
+    _LOAD = None
 
 
 def _cpu_info() -> tuple[str, list[str]]:
@@ -142,6 +146,7 @@ def provenance(argv: list[str] | None = None) -> dict[str, Any]:
         "aekit_version": __version__,
         "git": dict(_GIT),
         "environment": dict(_ENV),
+        "load_average_at_start": _LOAD,
     }
 
 

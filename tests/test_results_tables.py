@@ -42,11 +42,6 @@ def _row(table: str, first_cell: str) -> str:
     raise AssertionError(f"no row '{first_cell}' in\n{table}")
 
 
-def _mean_std(entry: dict) -> str:
-    return f"{entry['mean']:.3f} ± {entry['std']:.3f}" if entry.get("n", 2) > 1 and entry["std"] else \
-        f"{entry['mean']:.3f}"
-
-
 # NAME -> (first cell of a row, the text that row must contain, computed from the file)
 def _expect_sae_step(data):
     row = next(r for r in data["rows"] if r["name"] == "aekit topk")
@@ -55,16 +50,18 @@ def _expect_sae_step(data):
 
 def _expect_recovery(study, arch="topk"):
     def expect(data):
-        entry = data[study]["summary"][arch]
-        key = "parent_f1" if study == "absorption" else "mcc"
-        return arch, render_results._mean_spread(entry[key])
+        entry = data[study]["summary"][arch]["parent_f1" if study == "absorption" else "mcc"]
+        n = len({row["seed"] for row in data[study]["rows"]})
+        return arch, f"{entry['mean']:.3f} ± {entry['std']:.3f}" if n > 1 else f"{entry['mean']:.3f}"
     return expect
 
 
 def _expect_sweep(data):
     entry = data["sweep"]
     law, ratio = entry["laws"][0], entry["ratios"][-1]
-    return law, render_results._mean_spread(entry["summary"][f"{law} {ratio}x topk"]["mcc"])
+    mcc = entry["summary"][f"{law} {ratio}x topk"]["mcc"]
+    n = len({row["seed"] for row in entry["rows"]})
+    return law, f"| {mcc['mean']:.3f} ± {mcc['std']:.3f} |" if n > 1 else f"| {mcc['mean']:.3f} |"
 
 
 def _expect_concepts(data):
