@@ -1,6 +1,8 @@
 """`aekit cache` end to end on a tiny random GPT-2 with a word-level tokenizer, both saved to a local directory."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -236,3 +238,15 @@ def test_unreachable_hub_fails_fast_with_a_clear_message(tmp_path, capsys, monke
     assert "hub (huggingface.co) cannot be reached" in msg
     assert time.perf_counter() - start < 30  # no minute of download retries
     assert not (tmp_path / "store").exists()
+
+
+def test_run_json_records_local_paths_absolute_and_hub_names_as_given(model_dir, tmp_path, monkeypatch):
+    from aekit.commands.training_data import record
+
+    corpus = _write_jsonl(tmp_path / "corpus.jsonl")
+    monkeypatch.chdir(tmp_path)
+    spec = record({"lm": os.path.relpath(model_dir, tmp_path), "hook": "blocks.1.hook_resid_post",
+                   "text": corpus.name})
+    assert spec["lm"] == str(Path(model_dir).resolve()) and spec["text"] == str(corpus.resolve())
+    hub = record({"lm": "gpt2", "hook": "blocks.1.hook_resid_post", "text": corpus.name})
+    assert hub["lm"] == "gpt2"  # a hub name, not a local directory: kept for the loader to resolve

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from aekit.commands import disentangle
 from aekit.analysis.passive import encode_posteriors, passive_variables
+from aekit.commands import disentangle
 from aekit.commands.disentangle import MODEL_NAMES, run_disentangle, t_interval
 from aekit.data.sources import DictArraySource
 from aekit.errors import ConfigError, DataError

@@ -322,7 +322,7 @@ def cmd_disentangle(args: argparse.Namespace) -> int:
     table = Path(args.out) / "table.md"
     if table.is_file():
         print(table.read_text())
-    print(f"outputs: {Path(args.out) / 'results.json'}, {table}, traversal PNGs in {args.out}")
+    print(f"outputs: {Path(args.out) / 'results.json'}, {table}, traversal PNGs in {Path(args.out) / 'traversals'}")
     del result
     return 0
 

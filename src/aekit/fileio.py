@@ -35,12 +35,26 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it: POSIX offers no other way)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_if_created(path: str | os.PathLike, mode: int) -> None:
+    """Give a temporary file or directory the permissions a plain open()/mkdir() would have given it:
+    mkstemp and mkdtemp create them owner-only, which would hide models, stores and reports from other users."""
+    os.chmod(path, mode & ~_umask())
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` so that `path` holds either the old content or all of the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _as_if_created(tmp, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -73,6 +87,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _as_if_created(tmp, 0o777)
     try:
         yield tmp
         _fsync_dir(tmp)

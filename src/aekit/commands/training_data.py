@@ -34,9 +34,17 @@ def _lm_spec(data: dict[str, Any]) -> dict[str, Any]:
     return {**LM_OPTIONS, **data}
 
 
+def _absolute_if_local(value: Any) -> Any:
+    """A path that exists here, made absolute (a hub name such as 'gpt2' is kept as given)."""
+    return str(Path(value).resolve()) if isinstance(value, str | Path) and Path(value).exists() else value
+
+
 def record(data: DataSpec) -> str | dict[str, Any]:
-    """The data spec as stored in run.json."""
-    return _lm_spec(data) if isinstance(data, dict) else str(Path(data).resolve())
+    """The data spec as stored in run.json, with local paths absolute so `--resume` works from any directory."""
+    if not isinstance(data, dict):
+        return str(Path(data).resolve())
+    spec = _lm_spec(data)
+    return {**spec, "lm": _absolute_if_local(spec["lm"]), "text": _absolute_if_local(spec["text"])}
 
 
 def _lm_source(spec: dict[str, Any], batch_size: int, seed: int, buffer_rows: int):
