@@ -90,6 +90,18 @@ def test_resume_after_interrupt_is_bit_identical(tmp_path):
     assert strip == [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"} for line in log_b]
 
 
+def test_checkpoints_carry_the_models_training_state(tmp_path):
+    """The bfloat16 screen's pause is state outside the tensors: a resumed run must see the same pause."""
+    trainer = _trainer(tmp_path, steps=10, checkpoint_every=10)
+    trainer.fit()
+    assert trainer.model.training_state() == {"screen_pause": 0}
+    trainer.model._workspace["screen_pause"] = 37
+    trainer.save_checkpoint()
+    resumed = _trainer(tmp_path, steps=10, checkpoint_every=10)
+    assert resumed.resume()
+    assert resumed.model.training_state() == {"screen_pause": 37}
+
+
 def test_checkpoints_are_pruned_and_hold_no_pickle(tmp_path):
     _trainer(tmp_path, steps=40, checkpoint_every=10, keep_checkpoints=2).fit()
     kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())

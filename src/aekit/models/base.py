@@ -68,6 +68,13 @@ class Autoencoder(nn.Module):
         """Optimizer parameter groups (e.g. weight decay on weights only); None = all parameters, no decay."""
         return None
 
+    def training_state(self) -> dict[str, Any]:
+        """Training-only state outside the tensors that a checkpoint must carry for an exact resume (JSON)."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore what `training_state` returned."""
+
     def prepare_for_save(self) -> None:
         """Fold training-only reparametrisations into the weights so the saved model is self-contained."""
 

@@ -156,6 +156,14 @@ class SparseAutoencoder(Autoencoder):
         pre = dense_encode(x_n, self.W_enc, self.b_enc, self._center())
         return Codes(self.config.n_latents, dense=self.bottleneck.activate(pre, None)), pre, None, None
 
+    def training_state(self) -> dict[str, Any]:
+        # the screen's pause decides whether a batch's top-k comes from the screen or the float32 product, which
+        # may differ in the last bit of a value: a resumed run must pause for the same batches
+        return {"screen_pause": int(self._workspace.get("screen_pause", 0))}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self._workspace["screen_pause"] = int(state.get("screen_pause", 0))
+
     def train(self, mode: bool = True) -> SparseAutoencoder:
         if not mode:
             self._workspace = {}  # evaluation and saved/pickled models do not carry the training buffers

@@ -96,6 +96,7 @@ class Trainer:
             "optimizer": optim_meta,
             "train_config": self.config.to_dict(),
             "model": self.model.describe(),
+            "model_training_state": self.model.training_state(),
         }
         return save_checkpoint(self.checkpoint_root, self.step, tensors, meta, self.config.keep_checkpoints)
 
@@ -109,6 +110,7 @@ class Trainer:
         self.model.load_weights(model_state, str(path / "state.safetensors"))
         self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
         self.tracker.samples_since_fired.copy_(tensors["tracker.samples_since_fired"])
+        self.model.load_training_state(meta.get("model_training_state", {}))
         self.source.load_state_dict(meta["source"])
         self.step = int(meta["step"])
         self._initialized = True
