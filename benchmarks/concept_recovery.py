@@ -4,7 +4,7 @@ Trains SAEs on one residual-stream layer of the bundled model (activations of ge
 scores single latents against every per-token concept (best F1 of a latent detector, averaged over the concept's
 values) and against the exact log p(topic | words so far) (Hungarian-matched correlation), next to a supervised
 linear probe on the same activations (held-out F1 / correlation). Prints SAE, probe and the ratio SAE / probe per
-architecture and seed; writes benchmarks/results/concept_recovery.json (or <--name>.json).
+architecture and seed; writes benchmarks/results/concept_recovery.json (concept_recovery_quick.json with --quick).
 
     OMP_NUM_THREADS=1 python benchmarks/concept_recovery.py --seeds 0 1 --steps 1500
     python benchmarks/concept_recovery.py [--hook blocks.1.hook_resid_post] [--seeds 0 1] [--steps 3000] [--quick]
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--n-latents", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="few documents and steps: a smoke run")
-    parser.add_argument("--name", default="concept_recovery", help="write benchmarks/results/<name>.json")
+    parser.add_argument("--name", default=None,
+                        help="write benchmarks/results/<name>.json (default concept_recovery; _quick with --quick)")
     args = parser.parse_args(argv)
     steps, n_train_docs, n_eval_docs = (150, 500, 200) if args.quick else (args.steps, 8000, 1500)
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         probe = np.mean([r["topic_posterior"]["probe_correlation"] for r in mine])
         cells.append(f"{sae:.3f} / {probe:.3f} ({sae / probe:.2f})")
         print(f"{name:>15}  " + "  ".join(f"{cell:>22}" for cell in cells))
-    out = write_results(args.name, {
+    out = write_results(args.name or ("concept_recovery_quick" if args.quick else "concept_recovery"), {
         "benchmark": "concept_recovery", "hook": args.hook, "steps": steps, "n_latents": args.n_latents,
         "seeds": args.seeds, "quick": args.quick, "training_documents": n_train_docs, "scored_documents": n_eval_docs,
         "training_tokens": len(x), "scored_tokens": len(data.activations), "d": int(x.shape[1]),
