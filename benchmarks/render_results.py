@@ -14,9 +14,8 @@ import json
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -325,8 +324,7 @@ def _demo_concepts(data: dict) -> tuple[str, str]:
     return _table(header, rows), provenance_line(data.get("provenance"))
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     path: Path
     render: Callable[[dict], tuple[str, str]]
     how: str  # the command that writes the file

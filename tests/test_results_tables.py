@@ -111,6 +111,8 @@ def test_each_table_renders_from_its_committed_file(name):
     if not path.is_file():  # the speed benchmarks are measured on a quiet machine: benchmarks/run_all_speed.sh
         pytest.skip(f"{path.relative_to(REPO)} not written yet; write it with `{NAMES[name].how}`")
     data = json.loads(path.read_text())
+    if name.startswith("recovery_") and name.removeprefix("recovery_") not in data:
+        pytest.skip(f"study {name.removeprefix('recovery_')} not in {path.name} yet; write it with `{NAMES[name].how}`")
     text = render(name)
     table, _, line = text.rpartition("\n\n")
     header, rule, *rows = table.splitlines()
