@@ -12,7 +12,6 @@ import json
 import re
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ def _load(name: str):
     """A module of benchmarks/ by its file (the directory is not a package, and stays off sys.path)."""
     spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
@@ -22,7 +21,6 @@ def _load_renderer():
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "render_results.py"
     spec = importlib.util.spec_from_file_location("aekit_benchmarks_render_results", path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
