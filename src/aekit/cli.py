@@ -343,6 +343,17 @@ QUIET_HELP = "no progress bars; default: off (progress bars shown)"
 CORPUS_FORMATS = ".txt (one document per line), .jsonl ('text' field) or .parquet ('text' column, needs pyarrow)"
 
 
+def _add_lm_corpus_flags(group, hook_role: str) -> None:
+    """--lm, --hook, --text and --max-length: a language model read at one hook on a corpus (optional, all three
+    together)."""
+    group.add_argument("--lm", metavar="MODEL",
+                       help="language model: a local Hugging Face directory or a hub name; default: none")
+    group.add_argument("--hook", metavar="NAME", help=f"{hook_role}, e.g. blocks.6.hook_resid_post; default: none")
+    group.add_argument("--text", metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; default: none")
+    group.add_argument("--max-length", type=_positive_int, default=128, metavar="N",
+                       help="tokens per document, longer ones are truncated; default: 128")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole `aekit` command line; building it runs nothing (the docs' CLI reference is generated from it)."""
     parser = _Parser(prog="aekit", description="Interpretable latent codes with autoencoders: train sparse "
@@ -372,13 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its newest checkpoint, with the settings and data saved "
                         "there; default: off (start a new run)")
     on_the_fly = p.add_argument_group("activations on the fly (instead of --data; give all three)")
-    on_the_fly.add_argument("--lm", metavar="MODEL",
-                            help="language model: a local Hugging Face directory or a hub name; default: none")
-    on_the_fly.add_argument("--hook", metavar="NAME",
-                            help="hook whose activations are trained on, e.g. blocks.6.hook_resid_post; default: none")
-    on_the_fly.add_argument("--text", metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; default: none")
-    on_the_fly.add_argument("--max-length", type=_positive_int, default=128, metavar="N",
-                            help="tokens per document, longer ones are truncated; default: 128")
+    _add_lm_corpus_flags(on_the_fly, "hook whose activations are trained on")
     on_the_fly.add_argument("--max-documents", type=_positive_int, default=None, metavar="N",
                             help="read only the first N documents of --text; default: all of them")
     _add_config_flags(p)
@@ -392,15 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activations to reconstruct: an array file (.npy, .npz, .safetensors, .pt) or an activation "
                         "store directory; default: none (then --lm/--hook/--text are required)")
     spliced = p.add_argument_group("spliced evaluation (instead of --data; give all three)")
-    spliced.add_argument("--lm", metavar="MODEL",
-                         help="language model: a local Hugging Face directory or a hub name; default: none")
-    spliced.add_argument("--hook", metavar="NAME",
-                         help="hook the SAE replaces, e.g. blocks.6.hook_resid_post; default: none")
-    spliced.add_argument("--text", metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; default: none")
+    _add_lm_corpus_flags(spliced, "hook the SAE replaces")
     spliced.add_argument("--max-documents", type=_positive_int, default=256, metavar="N",
                          help="evaluate on the first N documents of --text; default: 256")
-    spliced.add_argument("--max-length", type=_positive_int, default=128, metavar="N",
-                         help="tokens per document, longer ones are truncated; default: 128")
     p.add_argument("--max-rows", type=_positive_int, default=262144, metavar="N",
                    help="evaluate on a random sample of at most N rows of --data; default: 262144")
     p.add_argument("--json", action="store_true",
