@@ -166,9 +166,6 @@ def write_results(name: str, payload: dict[str, Any], argv: list[str] | None = N
     path = Path(out) if out is not None else results_path(name)
     record = {**payload, "provenance": provenance(argv)} if with_provenance else dict(payload)
     atomic_write_bytes(path, (json.dumps(record, indent=1, default=str) + "\n").encode())
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)  # readable like any other file in the tree (the temporary file was private)
     return path
 
 

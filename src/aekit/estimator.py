@@ -171,13 +171,17 @@ class SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         model.eval()
         model.prepare_for_save()  # fold the input scale: raw rows in, raw codes and reconstructions out
 
+        self._adopt(model, result.history)
+        return self
+
+    def _adopt(self, model: SparseAutoencoder, history: list[dict[str, Any]]) -> None:
+        """Set the fitted attributes that follow from a trained (evaluation-mode, scale-folded) model."""
         self.model_ = model
-        self.n_latents_ = model_config.n_latents
-        self.k_ = model_config.k
+        self.n_latents_ = model.config.n_latents
+        self.k_ = model.config.k
         self.components_ = model.W_dec.detach().cpu().numpy().copy()
         self.decoder_bias_ = model.b_dec.detach().cpu().numpy().copy()
-        self.history_ = result.history
-        return self
+        self.history_ = history
 
     def _seed(self) -> int:
         if isinstance(self.random_state, numbers.Integral) and not isinstance(self.random_state, bool):
@@ -354,15 +358,10 @@ class SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             raise ConfigError(f"{path}: device {estimator.device!r} is not available here; "
                               "load with SparseCoder.load(directory, device='cpu')") from None
         model.eval()
-        estimator.model_ = model
+        estimator._adopt(model, history)  # n_latents_ and k_ equal the fitted ones: checked above
         estimator.n_features_in_ = fitted["n_features_in_"]
         if names_in is not None:
             estimator.feature_names_in_ = np.asarray(names_in, dtype=object)
-        estimator.n_latents_ = fitted["n_latents_"]
-        estimator.k_ = fitted["k_"]
-        estimator.components_ = model.W_dec.detach().cpu().numpy().copy()
-        estimator.decoder_bias_ = model.b_dec.detach().cpu().numpy().copy()
-        estimator.history_ = history
         return estimator
 
     # --- scikit-learn plumbing --------------------------------------------------------------------------

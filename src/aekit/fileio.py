@@ -36,7 +36,12 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _umask() -> int:
-    """The process's umask (read by setting and restoring it: POSIX offers no other way)."""
+    """The process's umask. Linux shows it in /proc without touching it; elsewhere it is set and restored, which
+    for an instant gives other threads' new files umask 0."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -102,8 +102,8 @@ def _read_torch(path: Path, suffix: str) -> object:
     _check_magic(path, suffix, TORCH_MAGIC)
     try:
         value = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, RuntimeError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: cannot read {suffix} file ({_first_line(e)})") from None
+    except (OSError, EOFError, RuntimeError, zipfile.BadZipFile):
+        raise  # a damaged file: read_array reports it like any other format's
     except Exception as e:  # the weights-only unpickler rejects foreign objects with many exception types
         raise DataError(
             f"{path}: refused to load: torch.load(weights_only=True) rejected it (it holds pickled objects or is "
