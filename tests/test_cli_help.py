@@ -36,7 +36,8 @@ def _all_actions():
 def test_the_walk_sees_every_command():
     progs = {prog for _, prog in _commands(build_parser())}
     assert progs == {"aekit", "aekit train", "aekit eval", "aekit info", "aekit demo", "aekit cache", "aekit report",
-                     "aekit world", "aekit world train-lm", "aekit world eval-lm", "aekit disentangle"}
+                     "aekit world", "aekit world train-lm", "aekit world eval-lm", "aekit disentangle",
+                     "aekit circuits"}
     assert sum(1 for _ in _all_actions()) > 100
 
 

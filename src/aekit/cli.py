@@ -327,6 +327,61 @@ def cmd_disentangle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _head(layer: int, head: int) -> str:
+    return f"L{layer}H{head}"
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g}"
+
+
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _print_circuit(result: dict[str, Any], max_edges: int = 20) -> None:
+    """The selected heads, the layer × head table of node scores, the top edges, AUCs and timings."""
+    nodes = result["node_scores"]
+    settings = result["settings"]
+    rule = f"top {settings['size']}" if settings["size"] else f"node score ≥ {settings['threshold']:g}"
+    task = result["task"]
+    print(f"circuit of {task['name']} ({task['n_prompts']} prompt pairs) in {result['model']}: "
+          f"{len(result['selected_heads'])} heads ({rule})")
+    print("  " + ("  ".join(f"{_head(i, h)} {_score(nodes[i][h])}" for i, h in result["selected_heads"]) or "none"))
+    print("node scores (rows: layers, columns: heads):")
+    print("     " + "".join(f"{'H' + str(h):>5}" for h in range(result["n_heads"])))
+    for layer, row in enumerate(nodes):
+        print(f"{'L' + str(layer):>5}" + "".join(f"{_score(v):>5}" for v in row))
+    edges = result["selected_edges"]
+    print(f"edges (edge score ≥ {settings['threshold']:g}): {len(edges)}")
+    for i, s, j, r in edges[:max_edges]:
+        print(f"  {_head(i, s)} → {_head(j, r)}  {_score(result['edge_scores'][i][s][j][r])}")
+    if len(edges) > max_edges:
+        print(f"  ... and {len(edges) - max_edges} more (all in {result['json']})")
+    if "ground_truth" in result:
+        truth = result["ground_truth"]
+        heads = " ".join(_head(i, h) for i, h in truth["heads"]) or "none"
+        print(f"ground truth ({truth['n_prompts']} other prompts, |effect| ≥ {truth['threshold']:g}): {heads}; "
+              f"selected heads: precision {_fraction(result['selected_precision'])}, "
+              f"recall {_fraction(result['selected_recall'])}")
+        aucs = ", ".join(f"{name} {_fraction(value)}" for name, value in result["auc"].items())
+        print(f"ranking AUC vs ground truth: {aucs}")
+    timings = {k: v for k, v in result["seconds"].items() if isinstance(v, float)}
+    print("seconds: " + ", ".join(f"{name} {value:.2f}" for name, value in timings.items()))
+    print(f"outputs: {result['json']}, {result['png']}")
+
+
+def cmd_circuits(args: argparse.Namespace) -> int:
+    from .commands.circuits import run_circuits
+
+    result = run_circuits(args.model, task=args.task, prompts=args.prompts, n_prompts=args.n_prompts,
+                          seed=args.seed, n_latents=args.n_latents, l1=args.l1, epochs=args.epochs,
+                          threshold=args.threshold, size=args.size, ground_truth=args.ground_truth,
+                          baselines=args.baselines, out=args.out, device=args.device, progress=not args.quiet)
+    _print_circuit(result)
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -523,6 +578,46 @@ def build_parser() -> argparse.ArgumentParser:
                         "with the same settings are reused; default: disentangle-out")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_disentangle)
+
+    p = _command(sub, "circuits", "find a task's circuit of attention heads in a causal LM with discrete SAE codes",
+                 "The method of O'Neill and Bui (2024): one SAE on every head's output, a head scored by the codes it "
+                 "shows only on positive prompts. Optionally measures the exhaustive patching ground truth and the "
+                 "ACDC, attribution-patching and HISP baselines; writes circuits.json and circuit.png.")
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="language model: a local Hugging Face directory or a hub name; default: the bundled toy GPT-2")
+    p.add_argument("--task", default="ioi", choices=["ioi", "greater_than", "docstring", "induction"],  # = TASKS
+                   help="toy-language task whose prompt pairs are generated (needs the toy tokenizer's words); "
+                        "default: ioi")
+    p.add_argument("--prompts", metavar="FILE", default=None,
+                   help="JSONL prompt pairs instead of --task: one object per line with prompt, corrupted (same "
+                        "token length), answer and optionally wrong (single tokens); default: none (use --task)")
+    p.add_argument("--n-prompts", type=_positive_int, default=None, metavar="N",
+                   help="prompt pairs generated for --task; default: 10 (a --prompts file is used whole)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the prompts and the SAE; the same seed gives the same numbers on CPU; default: 0")
+    p.add_argument("--n-latents", type=_positive_int, default=200, metavar="N",
+                   help="latents of the SAE shared by all heads; default: 200")
+    p.add_argument("--l1", type=float, default=0.02, metavar="X", help="L1 coefficient of the SAE; default: 0.02")
+    p.add_argument("--epochs", type=_positive_int, default=500, metavar="N",
+                   help="full-batch training steps of the SAE; default: 500")
+    p.add_argument("--threshold", type=float, default=1.0, metavar="X",
+                   help="a head (and an edge) is in the circuit when its score (codes seen on positives only) "
+                        "reaches X; default: 1")
+    p.add_argument("--size", type=_positive_int, default=None, metavar="N",
+                   help="select the N highest-scoring heads instead of thresholding heads (edges still use "
+                        "--threshold); default: none (threshold)")
+    p.add_argument("--ground-truth", action="store_true",
+                   help="also measure the true circuit by ablating every head and path-patching every head pair on "
+                        "200 other prompts of --task, and score each ranking by ROC AUC; default: off")
+    p.add_argument("--baselines", action="store_true",
+                   help="also run ACDC, attribution patching and HISP on the same prompts; default: off")
+    p.add_argument("--out", default="circuits-out", metavar="DIR",
+                   help="directory for circuits.json and circuit.png (created if missing; those two files are "
+                        "replaced); default: circuits-out")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="torch device for the LM, e.g. cpu, cuda or cuda:1; default: cuda when available, else cpu")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.set_defaults(func=cmd_circuits)
     return parser
 
 
