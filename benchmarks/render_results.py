@@ -330,6 +330,60 @@ class Entry(NamedTuple):
     how: str  # the command that writes the file
 
 
+CIRCUIT_METHODS = {"discrete_codes": "discrete SAE codes", "acdc": "ACDC-style greedy pruning",
+                   "attribution_patching": "attribution patching", "hisp": "HISP (mask gradient)",
+                   "exhaustive_ablation": "exhaustive head ablation, same prompts",
+                   "separation": "diagnostic: positive/negative separation of head outputs"}
+
+
+def _circuits_auc(data: dict) -> tuple[str, str]:
+    tasks = data["tasks"]
+    rows = [[label, *(_mean_spread(tasks[t]["auc"][m]) for t in tasks)] for m, label in CIRCUIT_METHODS.items()]
+    rows.append(["discrete SAE codes, edges vs path patching",
+                 *(_mean_spread(tasks[t]["edge_auc"]) if tasks[t]["edge_auc"]["n"] else "– (no true edge)"
+                   for t in tasks)])
+    rows.append(["true circuit: heads / edges",
+                 *(f"{tasks[t]['truth']['n_heads']} / {tasks[t]['truth']['n_edges']}" for t in tasks)])
+    s = data["settings"]
+    header = [f"head ROC AUC vs exhaustive patching (mean ± sd, {s['seeds']} seeds × {s['n_prompts']} prompt pairs)",
+              *tasks]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _circuits_sensitivity(data: dict) -> tuple[str, str]:
+    tasks = data["tasks"]
+    rows = []
+    for key, label in (("prompts", "prompt pairs"), ("latents", "latents")):
+        for n in next(iter(tasks.values()))["sensitivity"][key]:
+            rows.append([f"{n} {label}", *(_mean_spread(tasks[t]["sensitivity"][key][n]) for t in tasks)])
+    header = [f"discrete-code node AUC (mean ± sd, {data['settings']['sens_seeds']} seeds)", *tasks]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _circuits_time(data: dict) -> tuple[str, str]:
+    tasks = data["tasks"]
+    methods = [*(m for m in CIRCUIT_METHODS if m != "separation"), "exhaustive_path_patching"]
+    labels = {**CIRCUIT_METHODS, "exhaustive_path_patching": "exhaustive path patching, same prompts"}
+
+    def cell(task: dict, method: str) -> str:
+        seconds = task["seconds"][method]["mean"]
+        return f"{seconds:.3f} s ({seconds / task['seconds']['discrete_codes']['mean']:.2g}×)"
+
+    rows = [[labels[m], *(cell(tasks[t], m) for t in tasks)] for m in methods]
+    header = ["method (toy GPT-2, 16 heads; seconds and × the discrete-code time)", *tasks]
+    table = _table(header, rows)
+    scale = data.get("scale")
+    if scale:
+        sec = scale["seconds"]
+        base = sec["discrete_codes"]
+        scale_rows = [[labels.get(m.removesuffix("_estimate"), m) + (" (estimate from "
+                       f"{scale['paths_timed']} of {scale['paths']:,} paths)" if m.endswith("_estimate") else ""),
+                       f"{v:.1f} s", f"{v / base:.2g}×"] for m, v in sec.items()]
+        table += "\n\n" + _table([f"method ({scale['model']}, {scale['n_prompts']} prompt pairs)", "seconds",
+                                   "× discrete codes"], scale_rows)
+    return table, provenance_line(data.get("provenance"))
+
+
 def _r(file: str) -> Path:
     return RESULTS / file
 
@@ -359,6 +413,9 @@ NAMES: dict[str, Entry] = {
     "toy_lm_eval": Entry(BUNDLED_TOY_LM / "eval.json", _toy_lm_eval, "aekit world train-lm / aekit world eval-lm"),
     "demo": Entry(_r("demo.json"), _demo, "python benchmarks/demo.py"),
     "demo_concepts": Entry(_r("demo.json"), _demo_concepts, "python benchmarks/demo.py"),
+    **{name: Entry(_r("circuits.json"), render, "python benchmarks/circuits.py")
+       for name, render in (("circuits_auc", _circuits_auc), ("circuits_sensitivity", _circuits_sensitivity),
+                            ("circuits_time", _circuits_time))},
 }
 
 
