@@ -371,18 +371,90 @@ def _circuits_time(data: dict) -> tuple[str, str]:
 
     rows = [[labels[m], *(cell(tasks[t], m) for t in tasks)] for m in methods]
     header = ["method (toy GPT-2, 16 heads; seconds and × the discrete-code time)", *tasks]
-    table = _table(header, rows)
-    scale = data.get("scale")
-    if scale:
-        sec = scale["seconds"]
-        base = sec["discrete_codes"]
-        scale_rows = [[labels.get(m.removesuffix("_estimate"), m) + (" (estimate from "
-                       f"{scale['paths_timed']} of {scale['paths']:,} paths)" if m.endswith("_estimate") else ""),
-                       f"{v:.1f} s", f"{v / base:.2g}×"] for m, v in sec.items()]
-        table += "\n\n" + _table([f"method ({scale['model']}, {scale['n_prompts']} prompt pairs)", "seconds",
-                                   "× discrete codes"], scale_rows)
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _circuits_time_scale(data: dict) -> tuple[str, str]:
+    """Seconds per method on the GPT-2-small-shaped model."""
+    labels = {**CIRCUIT_METHODS, "exhaustive_path_patching": "exhaustive path patching, same prompts"}
+    scale = data["scale"]
+    sec = scale["seconds"]
+    base = sec["discrete_codes"]
+    rows = [[labels.get(m.removesuffix("_estimate"), m) + (f" (estimate from {scale['paths_timed']} of "
+             f"{scale['paths']:,} paths)" if m.endswith("_estimate") else ""), f"{v:.1f} s", f"{v / base:.2g}×"]
+            for m, v in sec.items()]
+    header = [f"method ({scale['model']}, {scale['n_prompts']} prompt pairs)", "seconds", "× discrete codes"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+
+def _embeddings_analysis(data: dict) -> tuple[str, str]:
+    """Diffing, correlations, clustering and retrieval against the toy world's planted truths."""
+    seeds, docs = data["seeds"], data["documents"]
+    diff = data["diffing"]
+    rows = [[f"dataset diffing, top 10 by {by} difference", "planted differences named (recall)",
+             _mean_spread(diff[by]["recall"], 2), "–"] for by in ("absolute", "relative")]
+    rows += [[f"dataset diffing, top 10 by {by} difference", "top-10 latents naming a planted value (precision@10)",
+              _mean_spread(diff[by]["precision"], 2), "–"] for by in ("absolute", "relative")]
+    bound = data["correlations"]["runs"][0]["ranked_pairs_upper_bound"]
+    for pair, ranks in data["correlations"]["ranks"].items():
+        rows.append([f"concept correlations: planted pair {pair}",
+                     f"NPMI rank among the cross-concept pairs of labelled latents (< {bound:,}), per seed",
+                     ", ".join("–" if r is None else str(r) for r in ranks), "–"])
+    for axis, entry in data["clustering"].items():
+        for against, what in (("ari_axis", f"ARI with {axis}"), ("ari_other", f"ARI with {entry['other_axis']}")):
+            rows.append([f"clustering along {axis} (10 examples per value)", what,
+                         _mean_spread(entry["sae"][against], 2), _mean_spread(entry["dense"][against], 2)])
+    retrieval = data["retrieval"]
+    groups: dict[str, list[str]] = {}
+    for query in retrieval["per_query"]:
+        groups.setdefault(query.split("=")[0], []).append(query)
+    for metric, label in (("precision_at_100", "precision@100"), ("ndcg_at_100", "nDCG@100")):
+        rows.append([f"property retrieval, all {len(retrieval['per_query'])} properties ({retrieval['examples']} "
+                     "examples)", label, _mean_spread(retrieval["mean"]["sae"][metric], 2),
+                     _mean_spread(retrieval["mean"]["dense"][metric], 2)])
+    for concept, queries in groups.items():
+        cells = [_num(statistics.fmean(retrieval["per_query"][q][m]["precision_at_100"]["mean"] for q in queries), 2)
+                 for m in ("sae", "dense")]
+        rows.append([f"property retrieval, {concept} values", "precision@100", *cells])
+    header = [f"study ({docs} documents per corpus, mean ± sd over {seeds} seeds)", "measure", "SAE codes",
+              "dense hidden states"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _embeddings_selection(data: dict) -> tuple[str, str]:
+    """Selection precision per task family and number of examples; the fine-tuning study."""
+    precision = data["selection"]["precision"]
+    methods = list(next(iter(precision.values())))
+    rows = [[case.replace("/", ", ") + " example(s)", *(_mean_spread(precision[case][m], 2) for m in methods)]
+            for case in precision]
+    pool = data["selection"]["pool"]
+    table = _table([f"target family, examples (pool of {pool['documents']}, {pool['fraction']:.0%} targets; "
+                    "budget = the number of targets)", *(m.replace("_", " ") for m in methods)], rows)
     return table, provenance_line(data.get("provenance"))
 
+
+def _embeddings_finetune(data: dict) -> tuple[str, str]:
+    """The fine-tuning study: target-family accuracy after fine-tuning on each method's selection."""
+    study = data["selection"]["finetune"]
+    settings = study["settings"]
+    rows = [["base model (no fine-tuning)", "–", _num(study["base_target_accuracy"], 3)]]
+    rows += [[method, _num(entry["precision"], 2), _num(entry["target_accuracy"], 3)]
+             for method, entry in study["methods"].items()]
+    header = [f"fine-tuning on each selection ({settings['target']}: {settings['n_targets']} of "
+              f"{settings['n_candidates']} candidates, {settings['n_examples']} examples, {settings['finetune_steps']} "
+              f"steps, seed {settings['seed']})", "selection precision", f"held-out {settings['target']} accuracy"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _embeddings_throughput(data: dict) -> tuple[str, str]:
+    t, sae = data["throughput"], data["sae"]
+    rows = [["SAE document embeddings (max pooling)", f"{t['sae_docs_per_second']:,.0f}",
+             f"{t['active_latents_per_document']:.0f} of {sae['n_latents']}", f"{t['stored_bytes_per_document']:,.0f}"],
+            ["dense mean-pooled hidden states", f"{t['dense_docs_per_second']:,.0f}", "–", "–"]]
+    header = [f"embedding {t['documents']} toy documents (SAE: TopK, {sae['n_latents']} latents, k {sae['k']}, "
+              f"R² {sae['r2']:.3f})", "documents/s", "active latents per document", "stored bytes per document"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
 
 def _r(file: str) -> Path:
     return RESULTS / file
@@ -415,7 +487,12 @@ NAMES: dict[str, Entry] = {
     "demo_concepts": Entry(_r("demo.json"), _demo_concepts, "python benchmarks/demo.py"),
     **{name: Entry(_r("circuits.json"), render, "python benchmarks/circuits.py")
        for name, render in (("circuits_auc", _circuits_auc), ("circuits_sensitivity", _circuits_sensitivity),
-                            ("circuits_time", _circuits_time))},
+                            ("circuits_time", _circuits_time), ("circuits_time_scale", _circuits_time_scale))},
+    **{name: Entry(_r("embeddings.json"), render, "python benchmarks/embeddings.py")
+       for name, render in (("embeddings_analysis", _embeddings_analysis),
+                            ("embeddings_selection", _embeddings_selection),
+                            ("embeddings_finetune", _embeddings_finetune),
+                            ("embeddings_throughput", _embeddings_throughput))},
 }
 
 

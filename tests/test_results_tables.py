@@ -77,6 +77,15 @@ def _expect_disentangle(data):
     return label, f"| {value} |"
 
 
+def _first_task(data):
+    return next(iter(data["tasks"].values()))
+
+
+def _expect_circuits_time(data):
+    seconds = _first_task(data)["seconds"]["discrete_codes"]["mean"]
+    return "discrete SAE codes", f"| {seconds:.3f} s (1×) |"
+
+
 EXPECTED = {
     "sae_step": _expect_sae_step,
     "sae_step_dead_latents": _expect_sae_step,
@@ -96,6 +105,20 @@ EXPECTED = {
     "demo": lambda d: ("**CE loss recovered** (vs zero / vs mean ablation)",
                        f"**{d['spliced']['ce_recovered_zero']:.3f}** / {d['spliced']['ce_recovered_mean']:.3f}"),
     "demo_concepts": lambda d: ("formality", f"| {d['concepts']['formality']['sae_best_f1']:.3f} |"),
+    "circuits_auc": lambda d: ("discrete SAE codes", "| {mean:.3f} ± {std:.3f} |".format(
+        **_first_task(d)["auc"]["discrete_codes"])),
+    "circuits_sensitivity": lambda d: ("10 prompt pairs", "| {mean:.3f} ± {std:.3f} |".format(
+        **_first_task(d)["sensitivity"]["prompts"]["10"])),
+    "circuits_time": _expect_circuits_time,
+    "circuits_time_scale": lambda d: ("discrete SAE codes", f"| {d['scale']['seconds']['discrete_codes']:.1f} s |"),
+    "embeddings_analysis": lambda d: ("dataset diffing, top 10 by absolute difference",
+                                      "| {mean:.2f} ± {std:.2f} |".format(**d["diffing"]["absolute"]["recall"])),
+    "embeddings_selection": lambda d: ("ioi, 1 example(s)", "| {mean:.2f} ± {std:.2f} |".format(
+        **d["selection"]["precision"]["ioi/1"]["sae_jaccard"])),
+    "embeddings_finetune": lambda d: ("random", "| {:.3f} |".format(
+        d["selection"]["finetune"]["methods"]["random"]["target_accuracy"])),
+    "embeddings_throughput": lambda d: ("SAE document embeddings (max pooling)",
+                                        f"| {d['throughput']['sae_docs_per_second']:,.0f} |"),
 }
 
 

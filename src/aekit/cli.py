@@ -382,6 +382,113 @@ def cmd_circuits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_select(args: argparse.Namespace) -> int:
+    from .commands.data_select import run_select
+
+    examples = args.examples_file if args.examples_file is not None else args.examples
+    r = run_select(args.embeddings, examples, args.budget, method=args.method, text=args.text, seed=args.seed,
+                   out=args.out)
+    summary = r["scores"]["candidates"]
+    print(f"selected {r['budget']} of {r['n_candidates']} candidates by {r['method']} with {len(r['examples'])} "
+          f"example(s): scores {summary['cut']:.4g} (cut) to {summary['max']:.4g}, candidates' median "
+          f"{summary['median']:.4g}")
+    print("first selected: " + ", ".join(r["selected"][:10]) + (" …" if len(r["selected"]) > 10 else ""))
+    print(f"outputs: {r['csv']}, {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .commands.data_analysis import run_embed
+
+    r = run_embed(args.sae_dir, args.text, args.out, lm=args.lm, hook=args.hook, pooling=args.pooling,
+                  binary=args.binary, max_documents=args.max_documents, batch_size=args.batch_size,
+                  max_length=args.max_length, device=args.device, progress=not args.quiet)
+    speed = f"{r['docs_per_second']:.1f} documents/s" if r["docs_per_second"] else "speed not measured"
+    print(f"embedded {r['n_documents']} documents with {r['n_latents']} latents at {r['hook']} "
+          f"({r['settings']['pooling']} pooling{', binary' if r['settings']['binary'] else ''}): {speed}; "
+          f"{r['mean_active_latents']:.1f} active latents per document on average; "
+          f"{r['alive_latents']} latents fire at least once")
+    print(f"outputs: {r['embeddings']}, {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .commands.data_analysis import run_diff
+
+    r = run_diff(args.a, args.b, args.out, text_a=args.text_a, text_b=args.text_b, sae_dir=args.sae, lm=args.lm,
+                 hook=args.hook, by=args.by, min_coverage=args.min_coverage, top=args.top, threshold=args.threshold,
+                 n_examples=args.n_examples, max_length=args.max_length, device=args.device, progress=not args.quiet)
+    s = r["settings"]
+    print(f"latents firing most differently in B ({r['b']['n_documents']} documents) than in A "
+          f"({r['a']['n_documents']}), by |{s['by']}| difference; {r['covered_latents']} of {r['n_latents']} "
+          f"latents fire in ≥ {100 * s['min_coverage']:g}% of A or B:")
+    print(f"{'rank':>4} {'latent':>6} {'in A':>7} {'in B':>7} {'B − A':>8} {'log ratio':>9}  label")
+    for row in r["latents"]:
+        print(f"{row['rank']:>4} {row['latent']:>6} {100 * row['frequency_a']:>6.1f}% {100 * row['frequency_b']:>6.1f}%"
+              f" {100 * row['absolute']:>+6.1f}pt {row['relative']:>+9.2f}  {row['label'] or ''}")
+    print(f"outputs: {r['csv']}, {r['json']}, {r['html']}")
+    return 0
+
+
+def cmd_correlations(args: argparse.Namespace) -> int:
+    from .commands.data_analysis import run_correlations
+
+    r = run_correlations(args.embeddings, args.out, top=args.top, min_count=args.min_count, threshold=args.threshold,
+                         text=args.text, sae_dir=args.sae, lm=args.lm, hook=args.hook, max_length=args.max_length,
+                         device=args.device, progress=not args.quiet)
+    print(f"most correlated latent pairs (NPMI) over {r['n_documents']} documents; {r['latents_considered']} of "
+          f"{r['n_latents']} latents fire in ≥ {r['settings']['min_count']} documents:")
+    print(f"{'rank':>4} {'latents':>11} {'NPMI':>6} {'documents (i, j, both)':>24}  labels")
+    for p in r["pairs"]:
+        pair = f"{p['latent_i']}, {p['latent_j']}"
+        docs = f"{p['documents_i']}, {p['documents_j']}, {p['documents_both']}"
+        named = p["label_i"] or p["label_j"]
+        labels = " | ".join(label or "?" for label in (p["label_i"], p["label_j"])) if named else ""
+        print(f"{p['rank']:>4} {pair:>11} {p['npmi']:>6.3f} {docs:>24}  {labels}")
+    print(f"outputs: {r['csv']}, {r['json']}, {r['png']}")
+    return 0
+
+
+def _doc_ids(values: list[str] | None) -> list[str] | None:
+    """Document ids given as `1 2 3`, `1,2,3` or a mix of both."""
+    if values is None:
+        return None
+    return [doc_id.strip() for value in values for doc_id in value.split(",") if doc_id.strip()]
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from .commands.data_cluster import run_cluster
+
+    r = run_cluster(args.embeddings, args.out, positive=_doc_ids(args.positive), negative=_doc_ids(args.negative),
+                    examples=args.examples_file, n_latents=args.n_latents, n_clusters=args.n_clusters,
+                    min_coverage=args.min_coverage, seed=args.seed)
+    values = r["axis"]["values"]
+    print(f"clustered {r['n_documents']} documents into {r['settings']['n_clusters']} clusters on "
+          f"{len(r['latents'])} latents of the axis {' / '.join(values)}: "
+          + ", ".join(f"{x['latent']} ({x['value']})" for x in r["latents"]))
+    print(f"{'cluster':>7} {'size':>6}  examples " + ", ".join(values))
+    for c in r["clusters"]:
+        print(f"{c['cluster']:>7} {c['size']:>6}  " + ", ".join(str(c["examples"][v]) for v in values))
+    print(f"outputs: {r['csv']}, {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    from .commands.data_cluster import run_retrieve
+
+    r = run_retrieve(args.embeddings, args.out, query=_doc_ids(args.query), n_latents=args.n_latents, top=args.top,
+                     text=args.text)
+    print(f"ranked {r['n_documents'] - len(r['query'])} documents by {len(r['latents'])} latents of the "
+          f"{len(r['query'])} examples: " + ", ".join(str(x["latent"]) for x in r["latents"]))
+    print(f"{'rank':>4} {'document':>8} {'score':>6}  text")
+    for row in r["ranking"]:
+        text = row.get("text")
+        shown = "" if text is None else (text if len(text) <= 80 else text[:79] + "…")
+        print(f"{row['rank']:>4} {row['doc_id']:>8} {row['score']:>6.3f}  {shown}")
+    print(f"outputs: {r['csv']}, {r['json']}, {r['html']}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -405,8 +512,57 @@ def _add_lm_corpus_flags(group, hook_role: str) -> None:
                        help="language model: a local Hugging Face directory or a hub name; default: none")
     group.add_argument("--hook", metavar="NAME", help=f"{hook_role}, e.g. blocks.6.hook_resid_post; default: none")
     group.add_argument("--text", metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; default: none")
+    _add_max_length_flag(group)
+
+
+def _add_max_length_flag(group, when: str = "") -> None:
+    """--max-length: tokens per document (`when`: e.g. " when labelling"), default 128."""
     group.add_argument("--max-length", type=_positive_int, default=128, metavar="N",
-                       help="tokens per document, longer ones are truncated; default: 128")
+                       help=f"tokens per document{when}, longer ones are truncated; default: 128")
+
+
+def _add_sae_lm_flags(group) -> None:
+    """--lm and --hook of an SAE's language model, defaulting to those recorded in the SAE's provenance."""
+    group.add_argument("--lm", metavar="MODEL",
+                       help="language model: a local Hugging Face directory or a hub name; default: the one recorded "
+                            "in the SAE's provenance")
+    group.add_argument("--hook", metavar="NAME",
+                       help="hook the SAE reads, e.g. blocks.6.hook_resid_post; default: the one recorded in the "
+                            "SAE's provenance")
+
+
+def _add_labelling_flags(group, labels: str) -> None:
+    """--sae, --lm, --hook, --max-length and --device: label latents by their top-activating tokens (`labels`: which
+    latents, in which documents)."""
+    group.add_argument("--sae", metavar="SAE_DIR",
+                       help=f"the SAE of the embeddings: label {labels}; default: none (no labels)")
+    group.add_argument("--lm", metavar="MODEL",
+                       help="language model for --sae: a local Hugging Face directory or a hub name; default: the "
+                            "one recorded in the SAE's provenance")
+    group.add_argument("--hook", metavar="NAME",
+                       help="hook the SAE reads; default: the SAE's provenance, else the hook of the embeddings")
+    _add_max_length_flag(group, " when labelling")
+    _add_device_flag(group, " for labelling", "cpu or cuda")
+
+
+def _add_device_flag(group, role: str = "", examples: str = "cpu, cuda or cuda:1") -> None:
+    """--device: the torch device (`role`: e.g. " for the LM"), default cuda when available."""
+    group.add_argument("--device", default=None, metavar="DEVICE",
+                       help=f"torch device{role}, e.g. {examples}; default: cuda when available, else cpu")
+
+
+def _add_embeddings_arg(parser: argparse.ArgumentParser) -> None:
+    """The EMBEDDINGS positional: what `aekit embed` wrote."""
+    parser.add_argument("embeddings", metavar="EMBEDDINGS",
+                        help="an `aekit embed` output directory or its embeddings.safetensors")
+
+
+def _add_out_dir_flag(parser: argparse.ArgumentParser, default: str, *files: str) -> None:
+    """--out: the directory a command writes `files` into, replacing them."""
+    names = f"{', '.join(files[:-1])} and {files[-1]}"
+    parser.add_argument("--out", default=default, metavar="DIR",
+                        help=f"directory for {names} (created if missing; those files are replaced); "
+                             f"default: {default}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -500,8 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after storing N tokens; default: no limit (the whole corpus)")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
                    help="dtype of the model weights and of the stored activations; default: float32")
-    p.add_argument("--device", default=None, metavar="DEVICE",
-                   help="torch device, e.g. cpu, cuda or cuda:1; default: cuda when available, else cpu")
+    _add_device_flag(p)
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_cache)
 
@@ -512,12 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; required")
     p.add_argument("--out", default="report.html", metavar="FILE",
                    help="HTML file to write (replaced if it exists); default: report.html")
-    p.add_argument("--lm", metavar="MODEL",
-                   help="language model: a local Hugging Face directory or a hub name; default: the one recorded "
-                        "in the SAE's provenance")
-    p.add_argument("--hook", metavar="NAME",
-                   help="hook the SAE reads, e.g. blocks.6.hook_resid_post; default: the one recorded in the SAE's "
-                        "provenance")
+    _add_sae_lm_flags(p)
     p.add_argument("--features", metavar="LIST",
                    help="comma-separated feature indices to show, e.g. 3,17,42; default: --n-features features "
                         "spread over activation density")
@@ -527,8 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read only the first N documents of --text; default: 2000")
     p.add_argument("--max-tokens", type=_positive_int, default=50_000, metavar="N",
                    help="collect feature activations on at most N tokens; default: 50000")
-    p.add_argument("--max-length", type=_positive_int, default=128, metavar="N",
-                   help="tokens per document, longer ones are truncated; default: 128")
+    _add_max_length_flag(p)
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_report)
 
@@ -614,10 +763,155 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="circuits-out", metavar="DIR",
                    help="directory for circuits.json and circuit.png (created if missing; those two files are "
                         "replaced); default: circuits-out")
-    p.add_argument("--device", default=None, metavar="DEVICE",
-                   help="torch device for the LM, e.g. cpu, cuda or cuda:1; default: cuda when available, else cpu")
+    _add_device_flag(p, " for the LM")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_circuits)
+
+    p = _command(sub, "embed", "embed every document of a corpus as the pooled latents of an SAE on a language model",
+                 "One sparse row per document (Jiang et al. 2025): the SAE's codes of the document's tokens pooled "
+                 "over tokens. Writes embeddings.safetensors (document ids: 0-based positions among the corpus's "
+                 "non-empty documents), embed.json and frequency.png; read by `aekit diff` and `aekit correlations`.")
+    p.add_argument("sae_dir", metavar="SAE_DIR", help=MODEL_DIR_HELP)
+    p.add_argument("--text", required=True, metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; required")
+    _add_out_dir_flag(p, "embed-out", "embeddings.safetensors", "embed.json", "frequency.png")
+    _add_sae_lm_flags(p)
+    p.add_argument("--pooling", choices=["max", "mean", "sum", "count"], default="max",  # = POOLINGS
+                   help="how a latent's token codes become one value per document: max, mean, sum or count (tokens "
+                        "where it fires); default: max")
+    p.add_argument("--binary", action="store_true",
+                   help="store only whether each latent fires in the document (1) or not; default: off (pooled "
+                        "values)")
+    p.add_argument("--max-documents", type=_positive_int, default=None, metavar="N",
+                   help="embed only the first N documents of --text; default: all of them")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                   help="documents per forward pass; default: 32")
+    _add_max_length_flag(p)
+    _add_device_flag(p)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.set_defaults(func=cmd_embed)
+
+    p = _command(sub, "diff", "find the SAE latents that fire in more (or fewer) documents of corpus B than of A",
+                 "Reads two `aekit embed` outputs made with the same SAE and ranks latents by the difference of "
+                 "their document frequencies; writes diff.csv, diff.json and diff.html.")
+    p.add_argument("a", metavar="A", help="embeddings of corpus A: an `aekit embed` output directory or its "
+                   "embeddings.safetensors")
+    p.add_argument("b", metavar="B", help="embeddings of corpus B, made with the same SAE and pooling as A")
+    _add_out_dir_flag(p, "diff-out", "diff.csv", "diff.json", "diff.html")
+    p.add_argument("--by", choices=["absolute", "relative"], default="absolute",  # = DIFF_BY
+                   help="rank by |f_B − f_A| (absolute) or |log((f_B + 0.001) / (f_A + 0.001))| (relative), f the "
+                        "fraction of documents where the latent fires; default: absolute")
+    p.add_argument("--min-coverage", type=float, default=0.02, metavar="X",
+                   help="rank only latents firing in at least this fraction of A or of B (without it the relative "
+                        "ranking is led by rare noise); default: 0.02")
+    p.add_argument("--top", type=_positive_int, default=20, metavar="N", help="latents reported; default: 20")
+    p.add_argument("--threshold", type=float, default=0.0, metavar="X",
+                   help="a latent fires in a document when its pooled value is above X (with count pooling, 1 "
+                        "means at least two tokens); default: 0")
+    p.add_argument("--n-examples", type=_positive_int, default=3, metavar="N",
+                   help="documents shown per latent and corpus, those where it is strongest; default: 3")
+    labelled = p.add_argument_group("showing documents and labelling latents (optional)")
+    labelled.add_argument("--text-a", metavar="FILE",
+                          help="corpus A as given to `aekit embed`, to show its documents as text; default: none "
+                               "(document ids only)")
+    labelled.add_argument("--text-b", metavar="FILE",
+                          help="corpus B as given to `aekit embed`, to show its documents as text; default: none "
+                               "(document ids only)")
+    _add_labelling_flags(labelled, "each latent by its most frequent top-activating tokens in the documents shown "
+                                   "(needs --text-a and/or --text-b)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.set_defaults(func=cmd_diff)
+
+    p = _command(sub, "correlations", "find the SAE latents that fire in the same documents (NPMI)",
+                 "Reads one `aekit embed` output, binarises each latent per document and ranks latent pairs by "
+                 "normalised pointwise mutual information; writes correlations.csv, correlations.json and npmi.png.")
+    _add_embeddings_arg(p)
+    _add_out_dir_flag(p, "correlations-out", "correlations.csv", "correlations.json", "npmi.png")
+    p.add_argument("--top", type=_positive_int, default=20, metavar="N", help="latent pairs reported; default: 20")
+    p.add_argument("--min-count", type=_positive_int, default=5, metavar="N",
+                   help="leave out latents firing in fewer than N documents (their NPMI is noise); default: 5")
+    p.add_argument("--threshold", type=float, default=0.0, metavar="X",
+                   help="a latent fires in a document when its pooled value is above X; default: 0")
+    labelled = p.add_argument_group("labelling latents (optional)")
+    labelled.add_argument("--text", metavar="FILE",
+                          help="the corpus given to `aekit embed`, needed by --sae; default: none")
+    _add_labelling_flags(labelled, "each latent of the pairs by its most frequent top-activating tokens in its "
+                                   "five strongest documents")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.set_defaults(func=cmd_correlations)
+
+    p = _command(sub, "cluster", "cluster an embedded corpus along an axis shown by a few example documents",
+                 "Chooses the SAE latents whose firing rate differs most between the examples of the axis's values "
+                 "and runs k-means on those latents only, so documents group by that axis rather than by what "
+                 "dominates them (Jiang et al. 2025); writes clusters.csv, clusters.json and clusters.png.")
+    _add_embeddings_arg(p)
+    p.add_argument("--positive", nargs="+", metavar="ID",
+                   help="example documents of one side of the axis: document ids (for `aekit embed`, 0-based "
+                        "corpus positions) separated by spaces or commas, at least 2; use with --negative; "
+                        "default: none")
+    p.add_argument("--negative", nargs="+", metavar="ID",
+                   help="example documents of the other side of the axis, at least 2; default: none")
+    p.add_argument("--examples-file", metavar="FILE",
+                   help="examples of an axis with any number of values instead of --positive/--negative: a .json "
+                        "object mapping document id to value, or a .csv with columns doc_id and value, at least 2 "
+                        "examples per value; default: none")
+    p.add_argument("--n-latents", type=_positive_int, default=10, metavar="N",  # = DEFAULT_AXIS_LATENTS
+                   help="axis latents to cluster on, the values taking turns; default: 10")
+    p.add_argument("--n-clusters", type=int, default=None, metavar="N",
+                   help="k-means clusters, at least 2; default: the number of values with examples (2 for "
+                        "--positive/--negative)")
+    p.add_argument("--min-coverage", type=float, default=0.02, metavar="X",  # = DEFAULT_MIN_COVERAGE
+                   help="skip latents firing in less than this fraction of all documents (with few examples rare "
+                        "latents look decisive by chance); default: 0.02")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds k-means and the plot's jitter; the same seed gives the same clusters; default: 0")
+    _add_out_dir_flag(p, "cluster-out", "clusters.csv", "clusters.json", "clusters.png")
+    p.set_defaults(func=cmd_cluster)
+
+    p = _command(sub, "retrieve", "rank the documents of an embedded corpus by a property shown by a few examples",
+                 "Takes the SAE latents that fire on the examples far more often than on the corpus and ranks every "
+                 "other document by how strongly it shows them (Jiang et al. 2025); writes retrieved.csv (the whole "
+                 "ranking), retrieved.json and retrieved.html (the top documents).")
+    _add_embeddings_arg(p)
+    p.add_argument("--query", nargs="+", required=True, metavar="ID",
+                   help="example documents that have the property: document ids (for `aekit embed`, 0-based "
+                        "corpus positions) separated by spaces or commas, at least 2; required")
+    p.add_argument("--n-latents", type=_positive_int, default=20, metavar="N",  # = DEFAULT_QUERY_LATENTS
+                   help="query latents: the highest by (fraction of examples where it fires − fraction of the "
+                        "corpus); default: 20")
+    p.add_argument("--top", type=_positive_int, default=20, metavar="N",
+                   help="documents printed and shown in retrieved.json and retrieved.html; default: 20")
+    p.add_argument("--text", metavar="FILE",
+                   help="the corpus given to `aekit embed`, to show the documents as text; default: none (document "
+                        "ids only)")
+    _add_out_dir_flag(p, "retrieve-out", "retrieved.csv", "retrieved.json", "retrieved.html")
+    p.set_defaults(func=cmd_retrieve)
+
+    # -- select (data selection) --
+    p = _command(sub, "select", "select the documents of an embedded corpus most like a few target examples",
+                 "Task-specific data selection with SAE codes (2025): candidates are ranked by the generalised "
+                 "Jaccard similarity of their pooled codes to the mean of the examples' codes, or by the BM25 or "
+                 "random baselines; writes selected.csv, selected.json and selected.png.")
+    _add_embeddings_arg(p)
+    wanted = p.add_mutually_exclusive_group(required=True)
+    wanted.add_argument("--examples", nargs="+", metavar="ID", default=None,
+                        help="document ids of the target examples, e.g. 3 17 42 (they are never selected "
+                             "themselves); default: none, give this or --examples-file")
+    wanted.add_argument("--examples-file", metavar="FILE", default=None,
+                        help="text file of the examples' document ids, one per line; default: none, give this or "
+                             "--examples")
+    p.add_argument("--budget", type=_positive_int, required=True, metavar="N",
+                   help="number of documents to select; required")
+    p.add_argument("--method", choices=["jaccard", "bm25", "random"], default="jaccard",  # = CLI_METHODS
+                   help="jaccard: generalised Jaccard of the SAE codes to the examples' mean; bm25: Okapi BM25 of the "
+                        "text (k1 1.5, b 0.75) with the examples' text as the query, needs --text; random: a seeded "
+                        "random selection; default: jaccard")
+    p.add_argument("--text", metavar="FILE", default=None,
+                   help=f"the corpus given to `aekit embed` ({CORPUS_FORMATS}), for bm25 and to show the selected "
+                        "texts in selected.csv; default: none")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the random method; default: 0")
+    _add_out_dir_flag(p, "select-out", "selected.csv", "selected.json", "selected.png")
+    p.set_defaults(func=cmd_select)
+
     return parser
 
 

@@ -9,14 +9,13 @@ one feature vector per token; their (heads, width) shape is recorded in the stor
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .._version import __version__
-from ..data.corpus import check_corpus, iter_documents
+from ..data.corpus import batched, check_corpus, iter_documents
 from ..data.hooks import ActivationCapture, parse_hook_name
 from ..data.lm_source import document_rows, hook_shape
 from ..data.store import DTYPES, ActivationStore, ActivationStoreWriter
@@ -26,17 +25,6 @@ from ..fileio import discard_partial_output, require_fresh_directory
 __all__ = ["DEFAULT_MAX_LENGTH", "cache_activations", "hook_shape"]
 
 DEFAULT_MAX_LENGTH = 512
-
-
-def _batches(documents: Iterator[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for doc in documents:
-        batch.append(doc)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _max_positions(model: torch.nn.Module) -> int | None:
@@ -105,7 +93,7 @@ def cache_activations(
                    dynamic_ncols=True)
         try:
             with capture:
-                for batch in _batches(iter_documents(corpus), batch_size):
+                for batch in batched(iter_documents(corpus), batch_size):
                     flat = document_rows(capture, tokenizer, hook, batch, max_length)
                     if max_tokens is not None:
                         flat = flat[: max_tokens - rows]

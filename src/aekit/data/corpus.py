@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import DataError
 
-__all__ = ["CORPUS_SUFFIXES", "check_corpus", "iter_documents"]
+__all__ = ["CORPUS_SUFFIXES", "batched", "check_corpus", "iter_documents"]
 
 CORPUS_SUFFIXES = (".txt", ".jsonl", ".parquet")
 TEXT_FIELD = "text"
@@ -49,6 +49,18 @@ def iter_documents(path: str | Path) -> Iterator[str]:
         yield from _jsonl(path)
     else:
         yield from _parquet(path)
+
+
+def batched(documents: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of `size` consecutive documents, read lazily; the last list may be shorter."""
+    batch: list[str] = []
+    for doc in documents:
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _open_text(path: Path):

@@ -3,7 +3,6 @@ highest-scoring edges, with the selected heads and (when known) the true circuit
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +14,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ..errors import ShapeError  # noqa: E402
-from ..fileio import atomic_write_bytes  # noqa: E402
+from .plots import save_png  # noqa: E402
 
 __all__ = ["MAX_EDGES", "plot_circuit"]
 
@@ -111,8 +110,4 @@ def plot_circuit(node_scores, edge_scores, path: str | Path, title: str = "", se
     ax.set_title(title or "circuit")
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize="small")
     fig.tight_layout(rect=(0, 0.07, 1, 1))  # leave the bottom strip to the legend
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    return save_png(fig, path)

@@ -1,7 +1,8 @@
-"""PNG plots of training runs."""
+"""PNG plots of training runs, and `save_png`, which the other matplotlib figures of aekit are written with too."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ..fileio import atomic_write_bytes  # noqa: E402
 
 
+def save_png(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure to `path` as a PNG (110 dpi, atomically) and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
 def plot_training(history: list[dict[str, Any]], histogram: dict[str, Any], path: str | Path, title: str = "") -> Path:
     """Loss curve (every logged loss term, log scale) beside the feature-density histogram."""
-    import io
-
     fig, (ax_loss, ax_density) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in history]
     terms = [k for k in ("loss", "mse", "aux_k", "l1") if any(k in r for r in history)]
@@ -38,8 +46,4 @@ def plot_training(history: list[dict[str, Any]], histogram: dict[str, Any], path
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    return save_png(fig, path)

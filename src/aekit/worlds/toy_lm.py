@@ -163,25 +163,29 @@ def training_batches(config: ToyLMConfig) -> Iterator[PackedBatch]:
     """The seeded stream of training batches: mixed documents packed into batch_tokens // n_ctx rows each."""
     world = LanguageWorld(LanguageConfig(seed=config.world_seed))
     rows_per_batch = config.batch_tokens // config.n_ctx
-    pad = VOCAB.index(PAD)
     chunk = 0
     while True:  # seeded chunks of documents: the stream does not depend on `steps`
         docs = mixed_documents(world, 4096, derive_seed("toy_lm.train", config.seed, chunk), config.mixture)
         # each document ends with the BOS token as its EOS (as GPT-2's separator), so the model learns to stop
         rows = _pack_rows([encode_words([*doc.tokens, BOS])[: config.n_ctx] for doc in docs], config.n_ctx)
         for start in range(0, len(rows) - rows_per_batch + 1, rows_per_batch):  # drops a last partial batch
-            shape = (rows_per_batch, config.n_ctx)
-            batch = PackedBatch(torch.full(shape, pad), torch.zeros(shape, dtype=torch.long),
-                                torch.full(shape, -1))
-            for r, row in enumerate(rows[start:start + rows_per_batch]):
-                at = 0
-                for d, doc in enumerate(row):
-                    batch.input_ids[r, at:at + len(doc)] = torch.tensor(doc)
-                    batch.position[r, at:at + len(doc)] = torch.arange(len(doc))
-                    batch.segment[r, at:at + len(doc)] = d
-                    at += len(doc)
-            yield batch
+            yield packed_batch(rows[start:start + rows_per_batch], config.n_ctx)
         chunk += 1
+
+
+def packed_batch(rows: list[list[list[int]]], n_ctx: int) -> PackedBatch:
+    """One batch of `rows` (each a list of token-id documents, at most n_ctx ids together), padded on the right."""
+    shape = (len(rows), n_ctx)
+    batch = PackedBatch(torch.full(shape, VOCAB.index(PAD)), torch.zeros(shape, dtype=torch.long),
+                        torch.full(shape, -1))
+    for r, row in enumerate(rows):
+        at = 0
+        for d, doc in enumerate(row):
+            batch.input_ids[r, at:at + len(doc)] = torch.tensor(doc)
+            batch.position[r, at:at + len(doc)] = torch.arange(len(doc))
+            batch.segment[r, at:at + len(doc)] = d
+            at += len(doc)
+    return batch
 
 
 def check_packed_attention(model) -> None:
@@ -257,14 +261,22 @@ def train_toy_lm(out_dir: str | Path, config: ToyLMConfig | None = None, progres
 
 
 def _train(out_dir: Path, config: ToyLMConfig, progress: bool) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     torch.manual_seed(config.seed)
-    model = build_model(config)
+    return fit_toy_lm(build_model(config), training_batches(config), config, out_dir, progress, start)
+
+
+def fit_toy_lm(model, batches: Iterator[PackedBatch], config: ToyLMConfig, out_dir: Path, progress: bool,
+               start: float, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one training loop of toy LMs: `config.steps` AdamW steps on `batches`, then the directory is written.
+
+    Used for training from scratch and for fine-tuning (`aekit.worlds.toy_finetune`); `provenance` is added to
+    training.json. `start` is the perf_counter time the run's wall time counts from.
+    """
+    from tqdm.auto import tqdm
+
     model.train()
     check_packed_attention(model)
-    batches = training_batches(config)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -309,6 +321,7 @@ def _train(out_dir: Path, config: ToyLMConfig, progress: bool) -> dict[str, Any]
             "parameters": sum(p.numel() for p in model.parameters()),
             "config": config.to_dict(), "language": LanguageConfig(seed=config.world_seed).to_dict(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor(),
+            **(provenance or {}),
         }
         atomic_write_json(tmp / "training.json", summary)
         if config.eval_n:
