@@ -456,6 +456,54 @@ def _embeddings_throughput(data: dict) -> tuple[str, str]:
               f"R² {sae['r2']:.3f})", "documents/s", "active latents per document", "stored bytes per document"]
     return _table(header, rows), provenance_line(data.get("provenance"))
 
+
+def _axial_attention(data: dict) -> tuple[str, str]:
+    """Full vs axial attention: forward+backward time, RSS growth and attention-weight bytes per image side."""
+    by = {(r["side"], r["backend"], r["method"]): r for r in data["rows"]}
+    keys = sorted({(side, backend) for side, backend, _ in by})
+    rows = []
+    for side, backend in keys:
+        full, axial = by[(side, backend, "full")], by[(side, backend, "axial")]
+        rows.append([f"{side}×{side} ({full['positions']:,} positions), {backend} kernel",
+                     f"{full['seconds_min'] * 1e3:.1f}", f"{axial['seconds_min'] * 1e3:.1f}",
+                     f"{full['seconds_min'] / axial['seconds_min']:.1f}×",
+                     f"{full['peak_rss_growth_mib']:.1f}", f"{axial['peak_rss_growth_mib']:.1f}",
+                     f"{full['attention_matrix_mib']:g} / {axial['attention_matrix_mib']:g}"])
+    header = [f"image (dim {data['dim']}, {data['heads']} heads, batch {data['batch']}, {data['dtype']}, forward + "
+              "backward)", "full ms", "axial ms", "speed-up", "full RSS growth MiB", "axial RSS growth MiB",
+              "attention weights MiB, full / axial"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+def _low_rank_denoiser(data: dict) -> tuple[str, str]:
+    """Trained low-rank denoiser: test error and largest matched principal angle per N/d, data vs random init."""
+    random = {s["ratio"]: s for s in data["random_init"]["summary"]}
+    rows = [[f"{s['ratio']:g} ({s['n_train']})", _mean_spread({"mean": s["error_mean"], "std": s["error_std"]}, 4),
+             f"{s['max_angle_mean']:.1f} (worst {s['max_angle_max']:.1f})",
+             _mean_spread({"mean": random[s["ratio"]]["error_mean"], "std": random[s["ratio"]]["error_std"]}, 4),
+             f"{random[s['ratio']]['max_angle_mean']:.1f} (worst {random[s['ratio']]['max_angle_max']:.1f})"]
+            for s in data["summary"]]
+    w = data["world"]
+    header = [f"N/d (N), d {w['d']}, K {w['n_components']}, r {w['rank']}, σ {data['sigma']}; optimal error "
+              f"{data['optimal_error']:.4f}", f"test error, data init ({data['seeds']} seeds)",
+              "largest angle °, data init", "test error, random init", "largest angle °, random init"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+
+def _criticality(data: dict) -> tuple[str, str]:
+    """E[z²] of the last layer over the first, at criticality and with C_W scaled off it, per activation."""
+    study = data["study"]
+    rows = []
+    for entry in data["summary"]:
+        rows.append([f"{entry['activation']}, C_W × {entry['c_w_scale']:g}", f"{entry['c_b']:.4f}",
+                     f"{entry['c_w']:.4f}", f"{entry['ratio_last_first']:.3g} ± {entry['ratio_standard_error']:.2g}",
+                     f"{entry['max_relative_deviation']:.1%}", f"{entry['grad_sq_ratio_first_last']:.3g}",
+                     f"{entry['max_deviation_from_theory']:.1%}"])
+    header = [f"MLP ({study['depth']} layers × {study['width']}, {study['seeds']} seeds, {study['n_examples']} digits)",
+              "C_b", "C_W", "E[z²] last / first (± s.e.)", "largest deviation from layer 1",
+              "backward signal first / last", "largest deviation from the infinite-width recursion"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
 def _r(file: str) -> Path:
     return RESULTS / file
 
@@ -493,6 +541,11 @@ NAMES: dict[str, Entry] = {
                             ("embeddings_selection", _embeddings_selection),
                             ("embeddings_finetune", _embeddings_finetune),
                             ("embeddings_throughput", _embeddings_throughput))},
+    "criticality": Entry(_r("criticality.json"), _criticality, "python benchmarks/criticality.py"),
+    "axial_attention": Entry(_r("axial_attention.json"), _axial_attention,
+                             "OMP_NUM_THREADS=1 python benchmarks/axial_attention.py --repeats 10"),
+    "low_rank_denoiser": Entry(_r("low_rank_denoiser.json"), _low_rank_denoiser,
+                               "python benchmarks/low_rank_denoiser.py"),
 }
 
 

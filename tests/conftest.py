@@ -19,3 +19,12 @@ def build(request, monkeypatch):
         monkeypatch.setattr(native.build, "library", lambda: lib)
     assert native.build.library() is not None
     return request.param
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small models run faster on one torch thread than with two OpenMP threads fighting other work for two cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

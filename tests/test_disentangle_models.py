@@ -42,13 +42,7 @@ KINDS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Conv backward with 2 OpenMP threads on 2 cores that other work also uses runs ~6x slower than 1 thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,13 @@ EXPECTED = {
         **d["selection"]["precision"]["ioi/1"]["sae_jaccard"])),
     "embeddings_finetune": lambda d: ("random", "| {:.3f} |".format(
         d["selection"]["finetune"]["methods"]["random"]["target_accuracy"])),
+    "criticality": lambda d: ("relu, C_W × 1", "| {:.3g} ± ".format(
+        next(e for e in d["summary"] if e["activation"] == "relu" and e["c_w_scale"] == 1)["ratio_last_first"])),
+    "axial_attention": lambda d: ("16×16 (256 positions), default kernel", "| {:.1f} |".format(
+        next(r for r in d["rows"] if r["side"] == 16 and r["backend"] == "default" and r["method"] == "full")[
+            "seconds_min"] * 1e3)),
+    "low_rank_denoiser": lambda d: ("{ratio:g} ({n_train})".format(**d["summary"][0]),
+                                    "| {error_mean:.4f} ± {error_std:.4f} |".format(**d["summary"][0])),
     "embeddings_throughput": lambda d: ("SAE document embeddings (max pooling)",
                                         f"| {d['throughput']['sae_docs_per_second']:,.0f} |"),
 }

@@ -397,6 +397,31 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_criticality(args: argparse.Namespace) -> int:
+    from .commands.criticality import run_criticality, table_rows
+
+    r = run_criticality(args.activations, args.depth, args.width, args.seeds, out=args.out)
+    print(f"depth {r['depth']}, width {r['width']}, {r['seeds']} seed(s), {r['n_examples']} digits; "
+          "mean over seeds; grad²: mean squared ∂(sum of outputs)/∂z")
+    for row in table_rows(r):
+        print(row)
+    print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_denoiser(args: argparse.Namespace) -> int:
+    from .commands.low_rank import run_denoiser
+
+    r = run_denoiser(args.d, args.components, args.rank, args.sigma, args.ratios, args.seeds, steps=args.steps,
+                     out=args.out, progress=print)
+    print(f"optimal denoiser error {r['optimal_error']:.4f}")
+    for s in r["summary"]:
+        print(f"N/d {s['ratio']:g} (N {s['n_train']}): test error {s['error_mean']:.4f} ± {s['error_std']:.4f}, "
+              f"largest angle {s['max_angle_mean']:.1f}° (worst {s['max_angle_max']:.1f}°)")
+    print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from .commands.data_analysis import run_embed
 
@@ -911,6 +936,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the random method; default: 0")
     _add_out_dir_flag(p, "select-out", "selected.csv", "selected.json", "selected.png")
     p.set_defaults(func=cmd_select)
+
+    # -- criticality (initialisation at criticality) --
+    p = _command(sub, "criticality", "measure MLPs initialised at criticality and off it, layer by layer",
+                 "Roberts, Yaida and Hanin (2022): weights N(0, C_W/fan_in) and biases N(0, C_b) at the critical "
+                 "(C_b, C_W) of each activation keep the mean squared preactivation E[z²] and the backward signal "
+                 "from growing or shrinking exponentially with depth; MLPs at C_W × 0.8, × 1 and × 1.25 are measured "
+                 "on the standardised scikit-learn digits; writes criticality.json and criticality.png.")
+    p.add_argument("--activations", default="relu,tanh,gelu,linear", metavar="LIST",
+                   help="comma-separated activations, each of relu, tanh, gelu and linear; default: "
+                        "relu,tanh,gelu,linear")
+    p.add_argument("--depth", type=_positive_int, default=24, metavar="N",
+                   help="nn.Linear layers per MLP, at least 2; default: 24")
+    p.add_argument("--width", type=_positive_int, default=256, metavar="N", help="units per layer; default: 256")
+    p.add_argument("--seeds", type=_positive_int, default=3, metavar="N",
+                   help="networks averaged per activation and C_W scale (seeds 0 to N-1); finite width makes one "
+                        "network's E[z²] wander, so flatness within a few per cent needs many; default: 3")
+    _add_out_dir_flag(p, "criticality-out", "criticality.json", "criticality.png")
+    p.set_defaults(func=cmd_criticality)
+
+    # -- denoiser (low-rank denoisers and subspace clustering) --
+    p = _command(sub, "denoiser", "train low-rank denoisers on a mixture of low-rank Gaussians at growing training "
+                 "set sizes", "Wang et al. 2024: the optimal denoiser of a mixture of K low-rank Gaussians is a "
+                 "softmax-gated mixture of subspace projections; a network of that form with learned bases is trained "
+                 "on N = ratio · d samples per ratio and seed and scored on fresh samples (normalised test error, "
+                 "principal angles to the true subspaces); writes denoiser.json and denoiser.png.")
+    p.add_argument("--d", type=_positive_int, default=64, metavar="N", help="ambient dimension d; default: 64")
+    p.add_argument("--components", type=_positive_int, default=2, metavar="N",
+                   help="number K of subspaces in the world and in the network; default: 2")
+    p.add_argument("--rank", type=_positive_int, default=4, metavar="N",
+                   help="dimension r of every subspace, at most d; default: 4")
+    p.add_argument("--sigma", type=float, default=0.1, metavar="X",
+                   help="noise level σ of x_t = x + σε; default: 0.1")
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+                   metavar="X", help="training samples per dimension N/d, one run per value and seed; default: "
+                   "0.0625 0.125 0.25 0.5 1 2 4 8")
+    p.add_argument("--seeds", type=_positive_int, default=3, metavar="N",
+                   help="seeds per ratio (training samples, initial bases, noise); default: 3")
+    p.add_argument("--steps", type=_positive_int, default=1000, metavar="N",
+                   help="Trainer steps per run (batch 128, Adam lr 0.01); default: 1000")
+    _add_out_dir_flag(p, "denoiser-out", "denoiser.json", "denoiser.png")
+    p.set_defaults(func=cmd_denoiser)
 
     return parser
 

@@ -14,12 +14,14 @@ from .image_ae import (
     ImageAutoencoder,
     VQVAEConfig,
 )
+from .low_rank import LowRankDenoiser, LowRankDenoiserConfig
 from .qlae import QLAE, QLAEConfig
 from .sae import SAEConfig, SparseAutoencoder
 from .xfactors import XFactors, XFactorsConfig
 
 __all__ = [
     "FORMAT_VERSION", "MODEL_KINDS", "QLAE", "VQVAE", "Autoencoder", "BetaTCVAE", "BetaTCVAEConfig", "BetaVAE",
-    "BetaVAEConfig", "ImageAEConfig", "ImageAutoencoder", "Output", "QLAEConfig", "SAEConfig", "SparseAutoencoder",
+    "BetaVAEConfig", "ImageAEConfig", "ImageAutoencoder", "LowRankDenoiser", "LowRankDenoiserConfig", "Output",
+    "QLAEConfig", "SAEConfig", "SparseAutoencoder",
     "VQVAEConfig", "XFactors", "XFactorsConfig", "load_model",
 ]

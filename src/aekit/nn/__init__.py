@@ -1,5 +1,6 @@
 """Building blocks: bottlenecks, straight-through estimators, sparse code operations."""
 
+from .axial import AxialAttention, AxialBlock
 from .bottlenecks import (
     BOTTLENECKS,
     BatchTopK,
@@ -16,6 +17,8 @@ from .sparse_ops import sparse_decode, sparse_encode
 
 __all__ = [
     "BOTTLENECKS",
+    "AxialAttention",
+    "AxialBlock",
     "BatchTopK",
     "Bottleneck",
     "Codes",
