@@ -490,6 +490,18 @@ def _low_rank_denoiser(data: dict) -> tuple[str, str]:
 
 
 
+def _raster_mapping(data: dict) -> tuple[str, str]:
+    """Stacked AE + k-means against PCA + k-means and raw k-means: matched accuracy and kappa over scene seeds."""
+    s, n = data["settings"], data["seeds"]
+    rows = [[name, f"{m['accuracy']:.3f}", f"{m['accuracy_min']:.3f}", f"{m['kappa']:.3f}",
+             "–" if name in ("PCA + k-means", "raw k-means") else f"{m['wins_over_both_baselines']} of {n}"]
+            for name, m in data["summary"].items()]
+    header = [f"method ({s['size']}×{s['size']} px, {s['n_units']} units, {s['n_bands']} bands; AE "
+              f"{s['sizes'].replace(',', ' → ')}; {n} seeds)", "accuracy (mean)", "accuracy (worst seed)",
+              "Cohen's kappa (mean)", "seeds above both baselines"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
 def _criticality(data: dict) -> tuple[str, str]:
     """E[z²] of the last layer over the first, at criticality and with C_W scaled off it, per activation."""
     study = data["study"]
@@ -503,6 +515,19 @@ def _criticality(data: dict) -> tuple[str, str]:
               "C_b", "C_W", "E[z²] last / first (± s.e.)", "largest deviation from layer 1",
               "backward signal first / last", "largest deviation from the infinite-width recursion"]
     return _table(header, rows), provenance_line(data.get("provenance"))
+
+def _stochastic_cca(data: dict) -> tuple[str, str]:
+    """Stochastic CCA / ridge / PLS / deep CCA with the EY loss after one epoch: PCC and its ratio to the exact GEP."""
+    rows = []
+    for s in data["summary"]:
+        rows.append([s["data"], f"{s['label']}, batch {s['batch_size']} ({s['steps']} steps, lr {s['lr']:g})",
+                     f"{s['pcc_mean']:.3f} ± {s['pcc_std']:.3f}", f"{s['ratio_mean']:.3f} (min {s['ratio_min']:.3f})",
+                     f"{s['exact_pcc']:.3f}", f"{s['sklearn_pcc']:.3f}"])
+    st = data["settings"]
+    header = ["data", f"model, one epoch (k {st['k']}, {st['seeds']} seeds)", "PCC (train rows)",
+              "PCC / exact", "exact GEP PCC (same c)", "scikit-learn CCA PCC"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
 
 def _r(file: str) -> Path:
     return RESULTS / file
@@ -546,6 +571,8 @@ NAMES: dict[str, Entry] = {
                              "OMP_NUM_THREADS=1 python benchmarks/axial_attention.py --repeats 10"),
     "low_rank_denoiser": Entry(_r("low_rank_denoiser.json"), _low_rank_denoiser,
                                "python benchmarks/low_rank_denoiser.py"),
+    "stochastic_cca": Entry(_r("stochastic_cca.json"), _stochastic_cca, "python benchmarks/stochastic_cca.py"),
+    "raster_mapping": Entry(_r("raster_mapping.json"), _raster_mapping, "python benchmarks/raster_mapping.py"),
 }
 
 

@@ -38,7 +38,8 @@ def test_the_walk_sees_every_command():
     assert progs == {"aekit", "aekit train", "aekit eval", "aekit info", "aekit demo", "aekit cache", "aekit report",
                      "aekit world", "aekit world train-lm", "aekit world eval-lm", "aekit disentangle",
                      "aekit circuits", "aekit embed", "aekit diff", "aekit correlations", "aekit cluster",
-                     "aekit retrieve", "aekit select", "aekit criticality", "aekit denoiser"}
+                     "aekit retrieve", "aekit select", "aekit criticality", "aekit denoiser",
+                     "aekit map", "aekit cca"}
     assert sum(1 for _ in _all_actions()) > 100
 
 

@@ -409,6 +409,36 @@ def cmd_criticality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_map(args: argparse.Namespace) -> int:
+    from .commands.raster_mapping import run_map
+
+    r = run_map(args.size, args.units, args.bands, args.seed, out=args.out, pretrain_steps=max(1, args.steps // 2),
+                finetune_steps=args.steps)
+    s = r["settings"]
+    print(f"{s['size']}×{s['size']} pixels, {s['n_units']} units, {s['n_bands']} bands, seed {s['seed']}; "
+          f"stacked autoencoder {s['sizes'].replace(',', ' → ')}")
+    width = max(len(name) for name in r["methods"])
+    print(f"{'method':<{width}}  accuracy  kappa")
+    for name, m in r["methods"].items():
+        print(f"{name:<{width}}  {m['accuracy']:8.3f}  {m['kappa']:5.3f}")
+    print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_cca(args: argparse.Namespace) -> int:
+    from .commands.cca import run_cca, table_rows
+
+    r = run_cca(args.data, args.model, args.k, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                ridge=args.ridge, out=args.out)
+    print(f"{r['data']} ({r['rows']} rows, {r['dx']} + {r['dy']} dims), {r['model']} (c = {r['ridge']:g}), "
+          f"k {r['k']}: {r['steps']} Trainer steps ({r['epochs']} epoch(s) of batch {r['batch_size']}, Adam lr "
+          f"{r['lr']:g}); canonical correlations on the training rows")
+    for row in table_rows(r):
+        print(row)
+    print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
+
 def cmd_denoiser(args: argparse.Namespace) -> int:
     from .commands.low_rank import run_denoiser
 
@@ -977,6 +1007,54 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Trainer steps per run (batch 128, Adam lr 0.01); default: 1000")
     _add_out_dir_flag(p, "denoiser-out", "denoiser.json", "denoiser.png")
     p.set_defaults(func=cmd_denoiser)
+
+    # -- map (stacked autoencoder + k-means on a multispectral raster) --
+    p = _command(sub, "map", "map the units of a synthetic multispectral raster with a stacked autoencoder and "
+                 "k-means", "A seeded H×W scene of K units with distinct spectra over B bands, mixed at borders, "
+                 "shaded and noisy; a stacked autoencoder (B → 32 → 16 → 4, pretrained layer by layer, then fine-tuned "
+                 "end to end, also once with a head on 5 labelled pixels per unit) gives codes that k-means clusters "
+                 "into K groups, against PCA + k-means and k-means on the raw pixels; scored by Hungarian-matched "
+                 "accuracy and Cohen's kappa; writes map.json and map.png.")
+    p.add_argument("--size", type=_positive_int, default=96, metavar="N",
+                   help="the scene is N × N pixels, at least 8; default: 96")
+    p.add_argument("--units", type=_positive_int, default=5, metavar="N",
+                   help="number K of units (and of k-means clusters), at least 2; default: 5")
+    p.add_argument("--bands", type=_positive_int, default=12, metavar="N",
+                   help="number B of spectral bands, at least 2; default: 12")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the scene, the networks and k-means, ≥ 0; default: 0")
+    p.add_argument("--steps", type=_positive_int, default=3000, metavar="N",
+                   help="Trainer steps of the end-to-end fine-tuning (batch 256, Adam lr 0.003); each layer's "
+                        "pretraining takes half as many; default: 3000")
+    _add_out_dir_flag(p, "map-out", "map.json", "map.png")
+    p.set_defaults(func=cmd_map)
+
+    # -- cca (stochastic CCA / PLS / deep CCA with the Eckhart–Young loss) --
+    p = _command(sub, "cca", "train stochastic CCA, ridge CCA/PLS or deep CCA with the Eckhart–Young loss",
+                 "Chapman, Aguila and Wells 2024: the unconstrained loss −2 tr(UᵀAU) + tr(UᵀBU UᵀBU) of the "
+                 "generalised eigenproblem, estimated without bias on minibatches (its quadratic term from two "
+                 "halves of each batch), trained by aekit's Trainer on two views (left and right halves of the "
+                 "digits images, or a seeded multiview world with known canonical correlations); compares the total "
+                 "canonical correlation captured with the exact solution (scipy eigh) and scikit-learn's CCA; writes "
+                 "cca.json and cca.png.")
+    p.add_argument("--data", choices=["digits", "multiview"], default="digits",
+                   help="digits (two 32-dim image halves, 1797 rows) or multiview (20 + 20 dims, 2000 rows); "
+                        "default: digits")
+    p.add_argument("--model", choices=["linear", "ridge", "deep"], default="linear",
+                   help="linear CCA, ridge CCA/PLS (linear, B = (1 − c)Σ + cI) or deep CCA (two MLP encoders); "
+                        "default: linear")
+    p.add_argument("--k", type=_positive_int, default=4, metavar="N",
+                   help="canonical directions learned, at most the smaller view's dimension; default: 4")
+    p.add_argument("--epochs", type=_positive_int, default=1, metavar="N",
+                   help="passes over the rows; default: 1")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                   help="rows per Trainer step, at least 4 (the loss splits each batch in two halves); default: 32")
+    p.add_argument("--ridge", type=float, default=0.5, metavar="X",
+                   help="c of --model ridge, in [0, 1]: 0 is CCA, 1 is PLS; default: 0.5")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the world, the initial weights and the batch order; default: 0")
+    _add_out_dir_flag(p, "cca-out", "cca.json", "cca.png")
+    p.set_defaults(func=cmd_cca)
 
     return parser
 

@@ -18,3 +18,11 @@ __all__ += ["Document", "LanguageConfig", "LanguageWorld", "TaskSet", "ToyLMConf
             "evaluate_toy_lm", "task_set", "train_toy_lm"]
 
 __all__ += ["LowRankMixture", "LowRankMixtureConfig", "optimal_denoiser"]
+
+from .raster import RasterScene, RasterWorldConfig, make_raster  # noqa: E402
+
+__all__ += ["RasterScene", "RasterWorldConfig", "make_raster"]
+
+from .multiview import MultiViewConfig, MultiViewWorld  # noqa: E402
+
+__all__ += ["MultiViewConfig", "MultiViewWorld"]
