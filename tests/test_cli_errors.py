@@ -447,12 +447,12 @@ def test_interrupt_outside_training(files, capsys, monkeypatch):
     ("argv", "expected"),
     [
         ([], "no command given; choose one of train, eval, info, demo, cache, report, world, disentangle, circuits, "
-             "embed, diff, correlations, cluster, retrieve, select, criticality, denoiser, map, cca "
-             "(see aekit --help)"),
+             "embed, diff, correlations, cluster, retrieve, select, criticality, denoiser, map, cca, "
+             "anomaly (see aekit --help)"),
         (["world"], "world: no command given; choose one of train-lm, eval-lm (see aekit world --help)"),
         (["trian"], "unknown command 'trian' (did you mean 'train'?); choose one of train, eval, info, demo, cache, "
                     "report, world, disentangle, circuits, embed, diff, correlations, cluster, retrieve, select, "
-                    "criticality, denoiser, map, cca (see aekit --help)"),
+                    "criticality, denoiser, map, cca, anomaly (see aekit --help)"),
         (["world", "train"], "world: unknown command 'train' (did you mean 'train-lm'?); choose one of train-lm, "
                              "eval-lm (see aekit world --help)"),
         (["train", "--bogus", "1"], "train: unrecognized arguments: --bogus 1 (see aekit train --help)"),

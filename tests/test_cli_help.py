@@ -39,7 +39,7 @@ def test_the_walk_sees_every_command():
                      "aekit world", "aekit world train-lm", "aekit world eval-lm", "aekit disentangle",
                      "aekit circuits", "aekit embed", "aekit diff", "aekit correlations", "aekit cluster",
                      "aekit retrieve", "aekit select", "aekit criticality", "aekit denoiser",
-                     "aekit map", "aekit cca"}
+                     "aekit map", "aekit cca", "aekit anomaly", "aekit anomaly train", "aekit anomaly score"}
     assert sum(1 for _ in _all_actions()) > 100
 
 

@@ -125,6 +125,7 @@ EXPECTED = {
     "low_rank_denoiser": lambda d: ("{ratio:g} ({n_train})".format(**d["summary"][0]),
                                     "| {error_mean:.4f} ± {error_std:.4f} |".format(**d["summary"][0])),
     "stochastic_cca": lambda d: ("digits", "| {pcc_mean:.3f} ± {pcc_std:.3f} |".format(**d["summary"][0])),
+    "anomaly": lambda d: ("StackVAE-G", "| {f1_mean:.3f} ± {f1_std:.3f} |".format(**d["summary"][0])),
     "raster_mapping": lambda d: ("raw k-means", "| {accuracy:.3f} |".format(**d["summary"]["raw k-means"])),
     "embeddings_throughput": lambda d: ("SAE document embeddings (max pooling)",
                                         f"| {d['throughput']['sae_docs_per_second']:,.0f} |"),

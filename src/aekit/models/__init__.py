@@ -19,6 +19,7 @@ from .low_rank import LowRankDenoiser, LowRankDenoiserConfig
 from .qlae import QLAE, QLAEConfig
 from .sae import SAEConfig, SparseAutoencoder
 from .stacked import LayerAutoencoder, LayerAutoencoderConfig, StackedAutoencoder, StackedAutoencoderConfig
+from .stackvae import StackVAE, StackVAEConfig
 from .xfactors import XFactors, XFactorsConfig
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "VQVAEConfig", "XFactors", "XFactorsConfig", "load_model",
 ]
 
+__all__ += ["StackVAE", "StackVAEConfig"]
 __all__ += ["LayerAutoencoder", "LayerAutoencoderConfig", "StackedAutoencoder", "StackedAutoencoderConfig"]
