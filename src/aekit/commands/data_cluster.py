@@ -240,7 +240,7 @@ def run_retrieve(embeddings: str | Path, out: str | Path = "retrieve-out", *, qu
     latents = query_latents(emb, example_rows, n_latents)
     scores = query_scores(emb, example_rows)
     frequency = emb.firing_frequency()
-    example_rate = np.asarray(emb.fires()[example_rows].mean(axis=0)).ravel()
+    example_rate = scores + frequency  # query_scores is the examples' firing rate minus the corpus frequency
     ranked, doc_scores = rank_documents(emb, latents, exclude=example_rows)
     shown = ranked[:top]
     texts = documents_by_id(text, set(query) | {emb.doc_ids[r] for r in shown}) if text is not None else None

@@ -42,16 +42,12 @@ class LatentDifference:
 
 def firing(embeddings: DocumentEmbeddings, threshold: float = 0.0) -> sp.csr_matrix:
     """Boolean (n_documents, n_latents) CSR: pooled value > `threshold`."""
-    matrix = embeddings.matrix.tocsr().copy()
-    matrix.data = matrix.data > threshold
-    matrix.eliminate_zeros()
-    return matrix.astype(bool)
+    return embeddings.fires(threshold)
 
 
 def document_frequency(embeddings: DocumentEmbeddings, threshold: float = 0.0) -> np.ndarray:
     """Fraction of documents in which each latent fires (pooled value > `threshold`)."""
-    fires = firing(embeddings, threshold)
-    return np.bincount(fires.indices, minlength=fires.shape[1]) / max(fires.shape[0], 1)
+    return embeddings.firing_frequency(threshold)
 
 
 def _top_rows(columns: sp.csc_matrix, latent: int, n: int, threshold: float) -> np.ndarray:

@@ -67,16 +67,18 @@ class DocumentEmbeddings:
         matrix.eliminate_zeros()
         return DocumentEmbeddings(matrix, list(self.doc_ids), self.pooling, True, self.hook, self.docs_per_second)
 
-    def fires(self) -> sp.csr_matrix:
-        """Boolean (n_documents, n_latents) CSR: the latent fires somewhere in the document."""
-        matrix = self.matrix.copy()
-        matrix.data = matrix.data > 0
+    def fires(self, threshold: float = 0.0) -> sp.csr_matrix:
+        """Boolean (n_documents, n_latents) CSR: the latent's pooled value in the document is above `threshold`
+        (with count pooling, threshold 1 means it fires on at least two tokens)."""
+        matrix = self.matrix.tocsr().copy()
+        matrix.data = matrix.data > threshold
         matrix.eliminate_zeros()
         return matrix.astype(bool)
 
-    def firing_frequency(self) -> np.ndarray:
-        """Fraction of documents on which each latent fires."""
-        return np.asarray(self.fires().sum(axis=0), dtype=np.float64).ravel() / max(self.n_documents, 1)
+    def firing_frequency(self, threshold: float = 0.0) -> np.ndarray:
+        """Fraction of documents in which each latent fires (pooled value above `threshold`)."""
+        fires = self.fires(threshold)
+        return np.bincount(fires.indices, minlength=fires.shape[1]) / max(fires.shape[0], 1)
 
     def rows(self, doc_ids: Sequence[str]) -> np.ndarray:
         """Row indices of `doc_ids`; an unknown id is a `DataError`."""
