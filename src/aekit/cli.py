@@ -1102,6 +1102,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out_dir_flag(p, "anomaly-out", "anomaly.json", "anomaly.png")
     p.set_defaults(func=cmd_anomaly_score)
 
+    # -- vision (vision SAEs: alignment with factors, OOD detection) --
+
+    # -- vlsae (one SAE shared by image and text embeddings) --
+
+    # -- psvae (pixel + semantic reconstruction) --
+
+    # -- crate-mae (white-box masked autoencoder vs MAE) --
+
+    # -- lvrae (decoders robust to latent noise) --
+
     return parser
 
 
