@@ -249,15 +249,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
+    if args.text is None:
+        return _cache_images(args)
+    if args.images is not None or args.world is not None:
+        raise ConfigError("cache: give exactly one of --text, --images DIR or --world scenes")
     from .commands.caching import cache_activations
 
     store = cache_activations(
-        args.model, args.hook, args.text, args.out, batch_size=args.batch_size, max_length=args.max_length,
+        args.model, args.hook, args.text, args.out, batch_size=args.batch_size or 8, max_length=args.max_length,
         max_tokens=args.max_tokens, dtype=args.dtype, device=args.device, progress=not args.quiet,
     )
     shape = "×".join(str(n) for n in store.provenance.get("hook_shape", [store.d]))
     print(f"{'tokens':>15}: {store.rows}")
     print(f"{'documents':>15}: {store.provenance.get('documents')}")
+    print(f"{'d':>15}: {store.d} ({shape})")
+    print(f"store: {store.path}")
+    return 0
+
+
+def _cache_images(args: argparse.Namespace) -> int:
+    from .commands.vision_caching import cache_image_activations
+
+    store = cache_image_activations(
+        args.model, args.hook, args.out, images=args.images, world=args.world, n=args.n, split=args.split,
+        seed=args.seed, tokens=args.tokens, batch_size=args.batch_size or 64, dtype=args.dtype, device=args.device,
+        progress=not args.quiet,
+    )
+    shape = "×".join(str(n) for n in store.provenance.get("hook_shape", [store.d]))
+    images = store.provenance.get("files", store.provenance.get("images"))
+    print(f"{'rows':>15}: {store.rows} ({store.provenance['tokens']} tokens of {images} images)")
     print(f"{'d':>15}: {store.d} ({shape})")
     print(f"store: {store.path}")
     return 0
@@ -288,6 +308,22 @@ def cmd_world_train_lm(args: argparse.Namespace) -> int:
     settings = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("toy_lm.") and v is not None}
     summary = train_toy_lm(args.out, ToyLMConfig.from_dict(settings), progress=not args.quiet)
     _print_toy_lm_eval(summary.get("eval", {}))
+    print(f"model: {args.out}")
+    return 0
+
+
+def cmd_world_train_vision(args: argparse.Namespace) -> int:
+    from .worlds import toy_vision
+
+    section = "toy_vit" if args.world_command == "train-vit" else "toy_clip"
+    config_class = toy_vision.ToyViTConfig if section == "toy_vit" else toy_vision.ToyCLIPConfig
+    train = toy_vision.train_toy_vit if section == "toy_vit" else toy_vision.train_toy_clip
+    settings = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(section + ".") and v is not None}
+    summary = train(args.out, config_class.from_dict(settings), progress=not args.quiet)
+    measure = "factor accuracy" if section == "toy_vit" else "zero-shot attribute accuracy"
+    for split, scores in ((k, v) for k, v in summary.get("eval", {}).items() if k in ("test", "ood")):
+        cells = ", ".join(f"{name} {value:.3f}" for name, value in scores.items())
+        print(f"{measure} ({split}): {cells}")
     print(f"model: {args.out}")
     return 0
 
@@ -452,6 +488,27 @@ def cmd_denoiser(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vision_sae(args: argparse.Namespace) -> int:
+    from .commands.vision_sae import run_vision_sae
+
+    r = run_vision_sae(args.model, args.hook, tokens=args.tokens, n_latents=args.latents, k=args.k, steps=args.steps,
+                       n_train=args.n_train, n_eval=args.n_eval, seed=args.seed, device=args.device,
+                       out=args.out, progress=not args.quiet)
+    s = r["settings"]
+    print(f"{s['family']} {s['model']} at {s['hook']} ({s['tokens']} tokens): {s['n_latents']} latents, k {s['k']}, "
+          f"FVU {r['fvu']:.3f}")
+    if "spliced" in r:
+        sp = r["spliced"]
+        print(f"accuracy clean {sp['clean']:.3f}, SAE spliced {sp['sae']:.3f}, mean-ablated {sp['mean_ablated']:.3f}"
+              f" (recovered {sp['recovered']:.3f})")
+    a = r["alignment"]
+    print(f"factor alignment (mean F1): best single latent {a['mean_latent_f1']:.3f}, linear probe "
+          f"{a['mean_probe_f1']:.3f}")
+    print("OOD AUROC (held-out shape-hue pairs): " + ", ".join(f"{k} {v:.3f}" for k, v in r["ood"]["auroc"].items()))
+    print(f"outputs: {r['json']}, {r['png']}, {r['features']}, {r['sae']}")
+    return 0
+
+
 def cmd_anomaly_train(args: argparse.Namespace) -> int:
     from .commands.anomaly import run_anomaly_train
 
@@ -469,6 +526,62 @@ def cmd_anomaly_score(args: argparse.Namespace) -> int:
     print(f"test split ({r['anomaly_fraction']:.1%} anomalous steps): F1 {r['f1']:.3f}, point-adjusted F1 "
           f"{r['pa_f1']:.3f} (inflated), AUROC {r['auroc']:.3f}, graph AUROC {r['graph_auroc']:.3f}")
     print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_crate_mae(args: argparse.Namespace) -> int:
+    from .commands.crate_mae import run_crate_mae
+
+    r = run_crate_mae(args.out, steps=args.steps, seed=args.seed, width=args.width, depth=args.depth,
+                      heads=args.heads, n_train=args.train_scenes, n_test=args.test_scenes,
+                      device=args.device or "auto", progress=not args.quiet)
+    s = r["settings"]
+    print(f"width {s['width']}, depth {s['depth']} + {s['depth']}, {s['heads']} heads, patch {s['patch']}, "
+          f"{s['mask_ratio']:.0%} masked; {s['steps']} Trainer steps each on {s['n_train']} scenes")
+    print(f"{'model':<9}  parameters  PSNR held-out  PSNR ood  (masked patches, dB)")
+    for name, m in r["models"].items():
+        print(f"{name:<9}  {m['parameters']:10,}  {m['psnr']['held_out']:13.2f}  {m['psnr']['ood']:8.2f}")
+    print(f"{'floor':<9}  {'':10}  {r['floor_psnr']['held_out']:13.2f}  {r['floor_psnr']['ood']:8.2f}  "
+          "(visible-mean fill)")
+    print(f"parameter ratio {r['parameter_ratio']:.3f} (target ≤ 0.3), PSNR gap {r['psnr_gap_db']['held_out']:+.2f} dB")
+    print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_lvrae(args: argparse.Namespace) -> int:
+    from .commands.lvrae import run_lvrae
+
+    r = run_lvrae(args.out, seed=args.seed, steps=args.steps, n_train=args.n_train, n_eval=args.n_eval,
+                  n_latents=args.n_latents, noise_max=args.noise_max, device=args.device, progress=not args.quiet)
+    print(f"{r['n_train']} training scenes, {r['n_eval']} held-out, {r['steps']} Trainer steps per model, seed "
+          f"{r['seed']}; PSNR (dB) at latent noise σ = {', '.join(f'{s:g}' for s in r['sigmas'])}")
+    for name, curve in r["psnr"].items():
+        print(f"{name:>13}: " + "  ".join(f"{v:6.2f}" for v in curve) + f"   drop at σ {r['stated_sigma']:g}: "
+              f"{r['drop'][name]:.2f}")
+    print(f"drop ratio (noise-trained / plain) {r['drop_ratio']:.2f}; target ≤ 0.5 "
+          f"{'met' if r['target_met'] else 'missed'}")
+    print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_vlsae(args: argparse.Namespace) -> int:
+    from .commands.vlsae import run_vlsae
+
+    r = run_vlsae(args.clip, args.out, pairs=args.pairs, eval_pairs=args.eval_pairs, latents=args.latents, k=args.k,
+                  steps=args.steps, seed=args.seed, device=args.device, progress=not args.quiet)
+    s = r["settings"]
+    print(f"{s['pairs']} train pairs, {s['eval_pairs']} held-out pairs with full captions; {s['latents']} latents, "
+          f"k {s['k']}, {s['steps']} Trainer steps")
+    width = max(len(name) for name in r["methods"])
+    print(f"{'method':<{width}}  shared  pair-jaccard  purity  recall@1")
+    for name, m in r["methods"].items():
+        if "shared_fraction" not in m:  # the raw embeddings: retrieval only
+            print(f"{name:<{width}}  {'':6}  {'':12}  {'':6}  {m['recall_at_1']:8.3f}")
+            continue
+        purity = "–" if m["purity"] is None else f"{m['purity']:.3f}"
+        print(f"{name:<{width}}  {m['shared_fraction']:6.3f}  {m['pair_jaccard']:12.3f}  {purity:>6}  "
+              f"{m['recall_at_1']:8.3f}")
+    print(f"outputs: {r['json']}, {r['png']}, {r['model']}")
     return 0
 
 
@@ -713,17 +826,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_demo)
 
-    p = _command(sub, "cache", "run a text corpus through a Hugging Face causal LM into an activation store",
-                 "Every real token (not padding or BOS) becomes one row of the store.")
+    p = _command(sub, "cache", "run a text corpus through a Hugging Face causal LM, or images through a ViT or CLIP, "
+                 "into an activation store",
+                 "Text: every real token (not padding or BOS) becomes one row of the store. Images (--images or "
+                 "--world): every selected token (--tokens) of every image becomes one row, image by image.")
     p.add_argument("--model", required=True, metavar="MODEL",
-                   help="language model: a local Hugging Face directory or a hub name; required")
+                   help="language model (a local Hugging Face directory or a hub name), or a local ViT or CLIP "
+                        "directory for images; required")
     p.add_argument("--hook", required=True, metavar="NAME",
                    help="hook to record, e.g. blocks.6.hook_resid_post or blocks.2.attn.hook_z; required")
-    p.add_argument("--text", required=True, metavar="FILE", help=f"corpus: {CORPUS_FORMATS}; required")
+    p.add_argument("--text", default=None, metavar="FILE", help=f"corpus: {CORPUS_FORMATS}")
+    p.add_argument("--images", default=None, metavar="DIR",
+                   help="a folder of images (png, jpg, ...; sorted by name, resized to the model's input)")
+    p.add_argument("--world", default=None, choices=["scenes"],
+                   help="seeded scenes of the scene world (aekit.worlds.scenes) instead of files")
+    p.add_argument("--n", type=_positive_int, default=10_000, metavar="N",
+                   help="--world: number of scenes; default: 10000")
+    p.add_argument("--split", choices=["train", "test", "ood", "all"], default="train",
+                   help="--world: which scenes (held-out test tenth, held-out shape-hue pairs); default: train")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="--world: seeds the scenes; default: 0")
+    p.add_argument("--tokens", choices=["all", "cls", "patches"], default="all",
+                   help="images: which tokens become rows; default: all")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="new (or empty) activation store directory; required")
-    p.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
-                   help="documents per forward pass; default: 8")
+    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                   help="documents or images per forward pass; default: 8 documents, 64 images")
     p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
                    help="tokens per document, longer ones are truncated; default: min(512, the model's context "
                         "length)")
@@ -756,8 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_report)
 
-    world = _command(sub, "world", "the toy language world and its bundled GPT-2",
-                     "A language whose concepts and task answers are known, and a small GPT-2 trained on it.")
+    world = _command(sub, "world", "the toy worlds' bundled models: a GPT-2, a ViT and a CLIP",
+                     "A language whose concepts and task answers are known and a small GPT-2 trained on it; a scene "
+                     "world whose factors are known and a small ViT and CLIP trained on it.")
     world_sub = _add_commands(world, "world_command")
     p = _command(world_sub, "train-lm", "train the toy GPT-2 on the toy language (CPU, seeded)",
                  "The defaults reproduce the bundled model.")
@@ -769,6 +897,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_config_flags(p, (("toy_lm", ToyLMConfig),), title="toy model settings")
     p.set_defaults(func=cmd_world_train_lm)
+    from .worlds.toy_vision import ToyCLIPConfig, ToyViTConfig
+
+    for name, section, config_class, summary in (
+            ("train-vit", "toy_vit", ToyViTConfig, "train the toy ViT to read the six factors of 32×32 scenes"),
+            ("train-clip", "toy_clip", ToyCLIPConfig, "train the toy CLIP on scenes paired with generated captions")):
+        p = _command(world_sub, name, f"{summary} (CPU, seeded)",
+                     "A Hugging Face model on the 3D Shapes scene world (aekit.worlds.scenes); the defaults reproduce "
+                     "the bundled model. Writes eval.json: accuracy on held-out test scenes and on held-out (shape, "
+                     "hue) pairs.")
+        p.add_argument("--out", required=True, metavar="DIR",
+                       help="new directory for the Hugging Face model (weights, preprocessor config, training log, "
+                            "eval.json); required")
+        p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+        _add_config_flags(p, ((section, config_class),), title="toy model settings")
+        p.set_defaults(func=cmd_world_train_vision)
     p = _command(world_sub, "eval-lm", "held-out accuracy per task family of a toy LM")
     p.add_argument("model_dir", nargs="?", default=None, metavar="MODEL_DIR",
                    help="toy LM directory written by `aekit world train-lm`; default: the bundled toy GPT-2")
@@ -1102,15 +1245,115 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out_dir_flag(p, "anomaly-out", "anomaly.json", "anomaly.png")
     p.set_defaults(func=cmd_anomaly_score)
 
-    # -- vision (vision SAEs: alignment with factors, OOD detection) --
+    # -- vision-sae (vision SAEs: splicing, alignment with factors, OOD detection) --
+    p = _command(sub, "vision-sae", "train an SAE on a vision transformer's residual stream and score it on the "
+                 "scene world", "The SAE reads one hook of a ViT or CLIP image tower (CLS, patch or all tokens). "
+                 "Scores: accuracy with the SAE spliced in (factor accuracy for the toy ViT, zero-shot accuracy for a "
+                 "CLIP), the best single latent per factor value against a linear probe, and OOD detection of "
+                 "held-out shape-hue pairs (SAE reconstruction error and latent rarity against max-softmax and "
+                 "Mahalanobis). Writes vision_sae.json, vision_sae.png, features.png and sae/.")
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="a local Hugging Face ViT or CLIP directory; default: the bundled toy ViT")
+    p.add_argument("--hook", default="blocks.2.hook_resid_post", metavar="NAME",
+                   help="hook to read, e.g. blocks.2.hook_resid_post; default: blocks.2.hook_resid_post")
+    p.add_argument("--tokens", choices=["all", "cls", "patches"], default="all",
+                   help="which tokens the SAE reads and replaces; default: all")
+    p.add_argument("--latents", type=_positive_int, default=1024, metavar="N", help="SAE latents; default: 1024")
+    p.add_argument("--k", type=_positive_int, default=16, metavar="N", help="active latents per token; default: 16")
+    p.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
+                   help="SAE training steps (batch 1024 tokens); default: 2000")
+    p.add_argument("--n-train", type=_positive_int, default=4000, metavar="N",
+                   help="training scenes the SAE reads; default: 4000")
+    p.add_argument("--n-eval", type=_positive_int, default=1000, metavar="N",
+                   help="held-out test scenes and as many OOD scenes; default: 1000")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the scenes and the SAE; default: 0")
+    _add_device_flag(p)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_out_dir_flag(p, "vision-sae-out", "vision_sae.json", "vision_sae.png", "features.png", "sae/")
+    p.set_defaults(func=cmd_vision_sae)
 
     # -- vlsae (one SAE shared by image and text embeddings) --
+    p = _command(sub, "vlsae", "train VL-SAE, one sparse autoencoder shared by a CLIP's image and caption "
+                 "embeddings, and score its concept alignment against per-modality SAEs",
+                 "Shen et al. 2025: a distance-based encoder (a latent's activation is 2 minus the distance between "
+                 "the unit-normalised embedding and the latent's unit vector, top k kept) and one linear decoder per "
+                 "modality, trained on paired embeddings of the scenes world; compared with two separate TopK SAEs "
+                 "and one TopK SAE on both modalities (same width, k and steps) on held-out pairs with full captions: "
+                 "fraction of active latents shared by an image and its caption, per-pair code overlap, factor "
+                 "purity, image-to-caption recall@1; writes vlsae.json, vlsae.png and model/.")
+    p.add_argument("--clip", default=None, metavar="DIR",
+                   help="a Hugging Face CLIP directory (with its tokenizer); default: the bundled toy CLIP")
+    p.add_argument("--pairs", type=_positive_int, default=5000, metavar="N",
+                   help="train-split scenes and captions to train on, at least 256; default: 5000")
+    p.add_argument("--eval-pairs", type=_positive_int, default=1000, metavar="N",
+                   help="held-out test-split scenes, with full captions, to score on, at least 10; default: 1000")
+    p.add_argument("--latents", type=_positive_int, default=256, metavar="N",
+                   help="latents of every model; default: 256")
+    p.add_argument("--k", type=_positive_int, default=8, metavar="N",
+                   help="active latents per embedding (TopK), at most --latents; default: 8")
+    p.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
+                   help="Trainer steps of each model (batch 256, Adam lr 0.001); default: 2000")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the scenes, the captions, the initial weights and the batch order, ≥ 0; default: 0")
+    _add_device_flag(p, " for the CLIP and the training", "cpu or cuda")
+    _add_out_dir_flag(p, "vlsae-out", "vlsae.json", "vlsae.png", "model/")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.set_defaults(func=cmd_vlsae)
 
     # -- psvae (pixel + semantic reconstruction) --
 
     # -- crate-mae (white-box masked autoencoder vs MAE) --
+    p = _command(sub, "crate-mae", "train CRATE-MAE and a standard MAE of the same shape on the scene world and "
+                 "compare parameters, masked completion and token structure",
+                 "Pai et al. 2024: encoder layers Z + MSSA(Z) (attention within learned subspaces U_k) then one ISTA "
+                 "sparsification step ReLU(Z + ηDᵀ(Z − DZ) − ηλ), decoder layers their structured inverses; the MAE "
+                 "(He et al. 2022) uses pre-LN ViT blocks with a 4× MLP. Both are trained by the Trainer for the "
+                 "same steps (batch 32, Adam lr 0.001, 75% of 4×4 patches masked) on 32×32 scenes and scored by "
+                 "masked-patch PSNR on unseen scenes and on held-out (shape, hue) pairs; the coding rate and the "
+                 "fraction of zeros of the tokens are measured per layer. Writes crate_mae.json and crate_mae.png.")
+    p.add_argument("--steps", type=_positive_int, default=1500, metavar="N",
+                   help="Trainer steps of each model; default: 1500")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the scenes, the initial weights, the masks and the batch order, ≥ 0; default: 0")
+    p.add_argument("--width", type=_positive_int, default=96, metavar="N",
+                   help="token width d of both models, a multiple of 4 and of --heads; default: 96")
+    p.add_argument("--depth", type=_positive_int, default=4, metavar="N",
+                   help="layers of each encoder, and of each decoder; default: 4")
+    p.add_argument("--heads", type=_positive_int, default=4, metavar="N",
+                   help="attention heads (CRATE: subspaces) per layer; default: 4")
+    p.add_argument("--train-scenes", type=_positive_int, default=10000, metavar="N",
+                   help="training scenes (train split), at least 32; default: 10000")
+    p.add_argument("--test-scenes", type=_positive_int, default=1000, metavar="N",
+                   help="scenes of each evaluation set (unseen train-split scenes, held-out pairs); default: 1000")
+    _add_device_flag(p, " for training", "auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_out_dir_flag(p, "crate-mae-out", "crate_mae.json", "crate_mae.png")
+    p.set_defaults(func=cmd_crate_mae)
 
     # -- lvrae (decoders robust to latent noise) --
+    p = _command(sub, "lvrae", "train a conv autoencoder whose decoder is robust to noise on its latents and "
+                 "measure PSNR against latent noise", "After RAE's noise-augmented decoding (Zheng et al. 2025) and "
+                 "LV-RAE (Liu et al. 2026): the decoder reads z + σ·s·ε while training (s: each latent's batch "
+                 "standard deviation, σ uniform in [0, --noise-max] per image); compared with the plain autoencoder "
+                 "of the same architecture and seed by the PSNR of held-out 32×32 scenes decoded from latents with "
+                 "relative noise σ = 0, 0.1, 0.25, 0.5, 1; the target is a PSNR drop at σ = 0.5 of at most half the "
+                 "plain one. Writes lvrae.json and lvrae.png.")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the scenes, the initial weights, the batch order and the noise, ≥ 0; default: 0")
+    p.add_argument("--steps", type=_positive_int, default=1000, metavar="N",
+                   help="Trainer steps per model (batch 64, Adam lr 0.001); default: 1000")
+    p.add_argument("--n-train", type=_positive_int, default=4000, metavar="N",
+                   help="training scenes, at least 64; default: 4000")
+    p.add_argument("--n-eval", type=_positive_int, default=1000, metavar="N",
+                   help="held-out scenes the PSNR is measured on, at least 2; default: 1000")
+    p.add_argument("--n-latents", type=_positive_int, default=32, metavar="N",
+                   help="width of the latent vector; default: 32")
+    p.add_argument("--noise-max", type=float, default=1.0, metavar="X",
+                   help="largest training σ, in latent standard deviations, > 0; default: 1.0")
+    _add_device_flag(p, " for training", "cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_out_dir_flag(p, "lvrae-out", "lvrae.json", "lvrae.png")
+    p.set_defaults(func=cmd_lvrae)
 
     return parser
 

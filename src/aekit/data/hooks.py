@@ -1,4 +1,4 @@
-"""Capture activations of Hugging Face causal LMs at TransformerLens-style hook names.
+"""Capture activations of Hugging Face causal LMs and vision transformers at TransformerLens-style hook names.
 
 Hook names (`blocks.{L}.hook_resid_pre`, `blocks.{L}.attn.hook_z`, ...) are mapped onto the modules of each
 supported architecture family by one small adapter table (`ADAPTERS`); everything else is family-agnostic and
@@ -56,6 +56,8 @@ class FamilyAdapter:
     n_heads_attr: str
     out_proj_conv1d: bool = False
     parallel_attr: str | None = None
+    sub_config: str | None = None  # the config attribute holding the tower's settings (CLIP: vision_config)
+    vision: bool = False  # runs on pixel_values (ActivationCapture.run_images) instead of token ids
 
 
 _LLAMA = FamilyAdapter(
@@ -74,6 +76,16 @@ ADAPTERS: dict[str, FamilyAdapter] = {
     "llama": _LLAMA,
     "mistral": _LLAMA,
     "qwen2": _LLAMA,
+    # Vision towers (transformers ≥ 5 module layout). Token 0 is CLS, then the patches in raster order.
+    "vit": FamilyAdapter(
+        layers="layers", attn="attention", out_proj="o_proj", mlp="mlp", final_norm="layernorm",
+        n_heads_attr="num_attention_heads", vision=True,
+    ),
+    "clip": FamilyAdapter(
+        layers="vision_model.encoder.layers", attn="self_attn", out_proj="out_proj", mlp="mlp",
+        final_norm="vision_model.post_layernorm", n_heads_attr="num_attention_heads", sub_config="vision_config",
+        vision=True,
+    ),
 }
 
 
@@ -134,7 +146,16 @@ def model_layout(model: nn.Module) -> ModelLayout:
         )
     adapter = ADAPTERS[family]
     base = getattr(model, "base_model", model)
-    blocks = base.get_submodule(adapter.layers)
+    try:
+        blocks = base.get_submodule(adapter.layers)
+    except AttributeError:
+        import transformers
+
+        raise ConfigError(f"model: this {family} model has no {adapter.layers!r} block list; activation hooks "
+                          f"expect the module layout of transformers ≥ 5 (installed: {transformers.__version__})"
+                          ) from None
+    if adapter.sub_config:
+        config = getattr(config, adapter.sub_config)
     n_heads = int(getattr(config, adapter.n_heads_attr))
     proj = blocks[0].get_submodule(adapter.attn).get_submodule(adapter.out_proj)
     d_in, d_model = proj.weight.shape if adapter.out_proj_conv1d else proj.weight.shape[::-1]
@@ -255,17 +276,33 @@ class ActivationCapture:
     @torch.no_grad()
     def run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Run the model on a (batch, seq) token batch and return {hook name: activation}."""
+        if self.layout.adapter.vision:
+            raise ConfigError(f"model: a {self.layout.family} model reads images; call run_images(pixel_values)")
         input_ids, attention_mask = check_inputs(input_ids, attention_mask)
         device = next(self.model.parameters()).device
+        return self._forward(lambda: self.model(
+            input_ids=input_ids.to(device),
+            attention_mask=None if attention_mask is None else attention_mask.to(device),
+            use_cache=False,
+        ))
+
+    @torch.no_grad()
+    def run_images(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run a vision model's image tower on normalised (batch, 3, H, W) pixels; {hook name: (batch, tokens, d)}."""
+        if not self.layout.adapter.vision:
+            raise ConfigError(f"model: a {self.layout.family} model reads token ids; call run(input_ids)")
+        if pixel_values.ndim != 4:
+            raise DataError(f"pixel_values: expected (batch, channels, height, width), got {tuple(pixel_values.shape)}")
+        x = pixel_values.to(next(self.model.parameters()).device)
+        tower = self.model.vision_model if self.layout.family == "clip" else self.model.base_model
+        return self._forward(lambda: tower(pixel_values=x))
+
+    def _forward(self, call) -> dict[str, torch.Tensor]:
         self.activations = {}
         registered_here = not self._handles
         self._register()
         try:
-            self.model(
-                input_ids=input_ids.to(device),
-                attention_mask=None if attention_mask is None else attention_mask.to(device),
-                use_cache=False,
-            )
+            call()
         except _StopForward:
             pass
         finally:

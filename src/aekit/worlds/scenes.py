@@ -4,9 +4,9 @@ Every vision method (the toy ViT and CLIP, vision SAEs, VL-SAE, PS-VAE, CRATE-MA
 `Shapes3DWorld` images average-pooled 2×2 to 32×32 (a quarter of the pixels, so CPU training stays minutes, not
 hours), with the world's six factors as ground truth.
 
-Out-of-distribution split: eight (shape, object hue) pairs are never shown in training — every shape and every hue
-is seen, only these combinations are not. `sample_scenes(..., split="train")` excludes them, `split="ood"` draws only
-them, `split="all"` draws from the whole grid.
+Splits: eight (shape, object hue) pairs are never shown in training — every shape and every hue is seen, only these
+combinations are not — and a fixed tenth of the remaining grid is the in-distribution test set. `sample_scenes`
+draws "train" (neither), "test" (the held-out tenth), "ood" (only the held-out pairs) or "all" (anything).
 
 Captions name a random subset of six attributes (object colour, shape, size, pose, floor colour, wall colour), e.g.
 "a small red cube turned left on a blue floor by a green wall"; size and pose are the scale and orientation factors
@@ -28,11 +28,11 @@ from .factors import FactorSample
 from .shapes3d import Shapes3DWorld
 
 __all__ = ["ATTRIBUTES", "OOD_PAIRS", "SCENE_SIZE", "SPLITS", "Attribute", "attribute_labels", "caption_words",
-           "caption_vocabulary", "captions", "is_ood", "render_scenes", "sample_scenes", "scene_world",
-           "zero_shot_prompts"]
+           "caption_vocabulary", "captions", "in_split", "is_ood", "is_test", "render_scenes", "sample_scenes",
+           "scene_world", "zero_shot_prompts"]
 
 SCENE_SIZE = 32
-SPLITS = ("train", "ood", "all")
+SPLITS = ("train", "test", "ood", "all")
 SHAPE_FACTOR, OBJECT_HUE_FACTOR = 4, 2
 # (shape index, object-hue index) pairs never seen in training: two hues per shape, every hue at most once
 OOD_PAIRS = ((0, 0), (0, 5), (1, 2), (1, 7), (2, 4), (2, 9), (3, 1), (3, 6))
@@ -84,23 +84,41 @@ def is_ood(factors: np.ndarray) -> np.ndarray:
     return np.isin(pairs, [s * 10 + h for s, h in OOD_PAIRS])
 
 
+def is_test(factors: np.ndarray) -> np.ndarray:
+    """Whether each image is in the held-out tenth of the grid (a fixed hash of its flat index): never trained on."""
+    flat = scene_world().factors_to_index(factors).astype(np.uint64)
+    return (flat * np.uint64(2654435761)) % np.uint64(2**32) % np.uint64(10) == 0
+
+
+def in_split(factors: np.ndarray, split: str) -> np.ndarray:
+    """Which rows belong to `split` (see `sample_scenes`)."""
+    if split == "all":
+        return np.ones(len(factors), dtype=bool)
+    if split == "ood":
+        return is_ood(factors)
+    return ~is_ood(factors) & (is_test(factors) == (split == "test"))
+
+
 def sample_scenes(n: int, seed: int, split: str = "train") -> FactorSample:
-    """n seeded 32×32 scenes of one split (train: no held-out pair; ood: only held-out pairs; all: any)."""
+    """n seeded 32×32 scenes of one split, uniform over the split's images.
+
+    train: neither a held-out pair nor a test image; test: the held-out tenth of the grid without held-out pairs
+    (in distribution, never trained on); ood: only held-out (shape, hue) pairs; all: any image.
+    """
     if split not in SPLITS:
         raise ConfigError(f"split: choose one of {list(SPLITS)} (got {split!r})")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+        raise ConfigError(f"n: number of scenes must be an integer ≥ 0 (got {n!r})")
     world = scene_world()
-    if n < 0:
-        raise ConfigError(f"n: number of scenes must be ≥ 0 (got {n})")
-    factors = world.sample_factors(n, derive_seed(f"scenes:{split}", seed))
-    if split != "all":
-        # Redraw only the (shape, hue) columns of rows on the wrong side of the split: the other factors keep
-        # their uniform draws and the pair is uniform over the allowed pairs.
-        allowed = [(s, h) for s in range(4) for h in range(10) if ((s, h) in OOD_PAIRS) == (split == "ood")]
-        rng = np.random.default_rng(derive_seed(f"scenes:{split}:pairs", seed))
-        wrong = is_ood(factors) != (split == "ood")
-        picks = rng.integers(0, len(allowed), size=int(wrong.sum()))
-        factors[wrong, SHAPE_FACTOR] = [allowed[p][0] for p in picks]
-        factors[wrong, OBJECT_HUE_FACTOR] = [allowed[p][1] for p in picks]
+    kept: list[np.ndarray] = []
+    have, draw = 0, 0
+    while have < n:  # rejection sampling: uniform over the split, the same rows for the same (n, seed, split)
+        candidates = world.sample_factors(max(4 * (n - have), 64), derive_seed(f"scenes:{split}", seed, draw))
+        candidates = candidates[in_split(candidates, split)]
+        kept.append(candidates)
+        have += len(candidates)
+        draw += 1
+    factors = np.concatenate(kept)[:n] if kept else np.zeros((0, world.n_factors), dtype=np.int64)
     return FactorSample(render_scenes(factors), factors, world.factor_values(factors).astype(np.float32))
 
 
