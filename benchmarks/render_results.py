@@ -543,6 +543,193 @@ def _anomaly(data: dict) -> tuple[str, str]:
     return _table(header, rows), provenance_line(data.get("provenance"))
 
 
+def _vlsae(data: dict) -> tuple[str, str]:
+    """VL-SAE against per-modality SAEs on CLIP embeddings: shared latents, pair overlap, purity, retrieval, FVU."""
+    def cell(s: dict, key: str) -> str:
+        return f"{s[key + '_mean']:.3f} ± {s[key + '_std']:.3f}" if key + "_mean" in s else "–"
+
+    rows = [[s["method"], cell(s, "shared_fraction"), cell(s, "one_modality_fraction"), cell(s, "pair_jaccard"),
+             cell(s, "purity_image"), cell(s, "purity_text"), cell(s, "purity_shuffled"), cell(s, "recall_at_1"),
+             cell(s, "fvu_image"), cell(s, "fvu_text")] for s in data["summary"]]
+    st = data["settings"]
+    header = [f"method ({len(st['seeds'])} seeds, {st['latents']} latents, k {st['k']}, {st['steps']} steps)",
+              "shared / active latents", "one-modality / active", "pair Jaccard", "purity (images)",
+              "purity (captions)", "purity, rows shuffled", "image→caption recall@1", "FVU (images)", "FVU (captions)"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _toy_vision(data: dict) -> tuple[str, str]:
+    """The bundled toy ViT's factor accuracy and toy CLIP's zero-shot accuracy on held-out scenes."""
+    rows = []
+    for name, measure in (("vit", "factor accuracy"), ("clip", "zero-shot attribute accuracy")):
+        result = data["models"][name]
+        detail = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in result["test"].items() if k != "mean")
+        rows.append([f"toy {name.upper()}", measure, _num(result["test"]["mean"]), _num(result["ood"]["mean"]),
+                     detail])
+    n = data["models"]["vit"]["n"]
+    header = ["model", "measure (mean over factors)", f"held-out test scenes ({n})",
+              f"held-out shape-hue pairs ({n})", "per factor, test scenes"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _vision_sae(data: dict) -> tuple[str, str]:
+    """SAEs on the toy ViT's and CLIP's residual streams: splicing, factor alignment, OOD detection."""
+    st = data["settings"]
+    rows = []
+    for name, study in data["studies"].items():
+        s = study["summary"]
+        spliced = (f"{s['spliced_clean']['mean']:.3f} → {s['spliced_sae']['mean']:.3f} (ablated "
+                   f"{s['spliced_mean_ablated']['mean']:.3f}; recovered {_mean_spread(s['spliced_recovered'])})")
+        rows.append([f"toy {name.upper()}", _mean_spread(s["fvu"]), spliced, f"{_mean_spread(s['latent_f1'])} / {_mean_spread(s['probe_f1'])}",
+                     _mean_spread(s["auroc_sae_error"]), _mean_spread(s["auroc_sae_rarity"]),
+                     _mean_spread(s["auroc_max_softmax"]) if "auroc_max_softmax" in s else "–",
+                     _mean_spread(s["auroc_mahalanobis"]) if "auroc_mahalanobis" in s else "–"])
+    header = [f"model ({st['hook']}, {st['tokens']} tokens; {st['n_latents']} latents, k {st['k']}; mean ± sd over "
+              f"{len(st['seeds'])} seeds)", "FVU", "accuracy clean → SAE spliced",
+              "factor F1: best latent / probe", "OOD AUROC: SAE error", "SAE latent rarity", "max softmax",
+              "Mahalanobis"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _crate_mae(data: dict) -> tuple[str, str]:
+    """CRATE-MAE against an MAE of the same shape: parameters, masked-patch PSNR, per-layer token statistics."""
+    st, s = data["settings"], data["summary"]
+    mae_parameters = s["MAE"]["parameters"]
+
+    def per_layer(name: str, key: str, digits: int) -> str:
+        return " → ".join(f"{entry[key]:.{digits}f}" for entry in s[name]["layers"]["encoder"])
+
+    rows = [[name, f"{s[name]['parameters']:,}", f"{s[name]['parameters'] / mae_parameters:.3f}",
+             _mean_spread(s[name]["psnr_held_out"], 2, n=len(st["seeds"])),
+             _mean_spread(s[name]["psnr_ood"], 2, n=len(st["seeds"])), per_layer(name, "coding_rate", 1),
+             per_layer(name, "zero_fraction", 2), f"{s[name]['train_seconds']:.0f}"]
+            for name in ("CRATE-MAE", "MAE")]
+    rows.append(["floor: visible-mean fill", "–", "–", _mean_spread(s["floor"]["psnr_held_out"], 2,
+                                                                     n=len(st["seeds"])),
+                 _mean_spread(s["floor"]["psnr_ood"], 2, n=len(st["seeds"])), "–", "–", "–"])
+    header = [f"model (width {st['width']}, depth {st['depth']} + {st['depth']}, {st['heads']} heads, patch "
+              f"{st['patch']}, {st['mask_ratio']:.0%} masked; {st['steps']} steps; {len(st['seeds'])} seed(s))",
+              "parameters", "× MAE", f"masked-patch PSNR, unseen scenes ({st['n_test']}), dB",
+              f"masked-patch PSNR, held-out pairs ({st['n_test']}), dB",
+              f"coding rate R(Z) per encoder layer (ε = {st['epsilon']})", "zero fraction per encoder layer",
+              "training s"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _psvae(data: dict) -> tuple[str, str]:
+    """PS-VAE, the pixel-only VAE and the teacher: held-out linear-probe accuracy per factor, PSNR, feature cosine."""
+    st = data["settings"]
+    factors = list(data["summary"][0]["per_factor"])
+    rows = []
+    for s in data["summary"]:
+        rows.append([s["method"], _mean_spread(s["probe_mean"]), *(_num(s["per_factor"][f]["mean"]) for f in factors),
+                     _mean_spread(s["psnr"], 2) if "psnr" in s else "–",
+                     _mean_spread(s["feature_cosine"]) if "feature_cosine" in s else "–"])
+    header = [f"representation ({len(st['seeds'])} seeds, {st['steps']} steps, {st['n_latents']} latents, "
+              f"w_sem {st['semantic_weight']:g})", "probe accuracy (mean of factors)", *factors,
+              "PSNR (dB, held out)", "cosine to the teacher's features"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _lvrae(data: dict) -> tuple[str, str]:
+    """Plain vs noise-trained decoder: held-out PSNR per relative latent-noise level, the drop at the stated σ."""
+    st = data["settings"]
+    plain_drop = data["summary"][0]["drop_mean"]
+    rows = []
+    for s in data["summary"]:
+        cells = [f"{m:.2f} ± {d:.2f}" for m, d in zip(s["psnr_mean"], s["psnr_std"], strict=True)]
+        rows.append([s["model"], *cells, f"{s['drop_mean']:.2f} ± {s['drop_std']:.2f}",
+                     f"{s['drop_mean'] / plain_drop:.2f}"])
+    header = [f"decoder ({len(st['seeds'])} seeds, {st['steps']} steps, {st['n_latents']} latents)",
+              *(f"PSNR at σ {sigma:g}" for sigma in st["sigmas"]), f"drop at σ {st['stated_sigma']:g} (dB)",
+              "drop / plain drop"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _video_vae(data: dict) -> tuple[str, str]:
+    """The causal video VAE against codecs that need no training: values per clip, PSNR overall and per frame
+    position, causality."""
+    st, c = data["settings"], data["compression"]
+    rows = []
+    for s in data["summary"]:
+        causal = "–" if "causal" not in s else ("yes (eval and train)" if s["causal"] else "NO")
+        psnr = _mean_spread({"mean": s["psnr_mean"], "std": s["psnr_std"]}, 2, n=s["seeds"])
+        rows.append([s["method"], f"{s['values_per_clip']:,}", psnr,
+                     *(_num(v, 2) for v in s["positions"].values()), causal])
+    positions = list(data["summary"][0]["positions"])
+    header = [f"method ({c['frames']} frames → {c['latent_frames']} latent frames, {c['spatial']}× fewer sites per "
+              f"frame; {len(st['seeds'])} seed(s), {st['steps']} steps)", "values per clip (clip: "
+              f"{c['pixel_values']:,})", "PSNR, all frames (dB)",
+              *(f"PSNR {p}{' (alone)' if p == 'frame 0' else ''}" for p in positions),
+              "past latents bit-identical under a changed future"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _cktgen(data: dict) -> tuple[str, str]:
+    """CktGen against baselines on the analogue-circuit world: validity, novelty, uniqueness, Spec-Acc."""
+    def cell(s: dict, key: str) -> str:
+        return f"{s[key + '_mean']:.3f} ± {s[key + '_std']:.3f}" if key + "_mean" in s else "–"
+
+    rows = [[s["method"], cell(s, "validity"), cell(s, "novelty"), cell(s, "uniqueness"), cell(s, "spec_acc"),
+             cell(s, "novel_spec_acc")] for s in data["summary"]]
+    st = data["settings"]
+    header = [f"method ({len(st['seeds'])} seeds, {st['targets']} targets × {st['samples']} designs, {st['steps']} "
+              "steps)", "validity", "novelty (of valid)", "uniqueness (of valid)",
+              f"Spec-Acc (±{st['tolerance']:.0%})", "valid, novel and within tolerance"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _ddmi(data: dict) -> tuple[str, str]:
+    """DDMI sample quality on the scene world under the toy ViT: each generator, the autoencoder ceiling and the
+    real-vs-real floor."""
+    st, sc = data["settings"], data["scenes"]
+    rows = [[name, _num(s["coverage"]), _num(s["entropy"], 2), _num(s["held_out_share"]), _num(s["confidence"]),
+             _num(s["frechet"], 1)] for name, s in sc["samples"].items()]
+    header = [f"images ({st['n_eval']} each; D2C-VAE {st['steps']} steps, diffusion {st['diffusion_steps']} steps, "
+              f"seed {st['seed']})", "coverage of the 40 (shape, hue) classes", "entropy of predicted classes (nats)",
+              "share in held-out pairs", "ViT confidence", "Fréchet distance to real test scenes (ViT CLS)"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _epg(data: dict) -> tuple[str, str]:
+    """EPG: FD of samples along stage 2 for the from-scratch and the pre-trained encoder, steps to the threshold,
+    and the real-scene references."""
+    st, pre = data["settings"], data["pretraining"]
+    steps = [p["step"] for p in next(iter(data["runs"].values()))["curve"]]
+    rows = []
+    for name, run in data["runs"].items():
+        stage1 = f"{pre['steps']} ({pre['seconds']:.0f} s)" if name.startswith("EPG") else "0"  # the pre-trained run
+        reached = "not reached" if run["steps_to_threshold"] is None else \
+            f"{run['steps_to_threshold']} (total {run['total_steps_to_threshold']})"
+        rows.append([name, stage1, *(_num(p["frechet"], 1) for p in run["curve"]), reached,
+                     f"{run['train_seconds']:.0f}"])
+    blank = ["–"] * (len(steps) + 2)
+    rows.append([f"real test scenes, second draw (floor, {st['n_samples']} images)", "–",
+                 _num(data["floor_frechet"], 1), *blank[1:]])
+    rows.append(["real test scenes at quarter resolution", "–", _num(data["quarter_resolution_frechet"], 1),
+                 *blank[1:]])
+    header = [f"stage-2 start ({st['n_samples']} DDIM samples vs {st['n_eval']} test scenes, toy-ViT CLS FD; seed "
+              f"{st['seed']})", "stage-1 steps", *(f"FD at step {s}" for s in steps),
+              f"stage-2 steps to FD ≤ {data['threshold']:g}", "stage-2 seconds"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
+def _ddmi_reconstruction(data: dict) -> tuple[str, str]:
+    """D2C-VAE reconstruction PSNR at the training resolution and at 2×, against a pixel grid's references."""
+    st, rows = data["settings"], []
+    for world, steps, target in (("scenes", st["steps"], "64×64 render"), ("sdf", st["sdf_steps"], "exact field")):
+        r = data[world]["reconstruction"]
+        sign = (f"{r['sign_accuracy_2x']:.3f} / {r['bilinear_sign_accuracy_2x']:.3f}"
+                if "sign_accuracy_2x" in r else "–")
+        rows.append([f"{world} ({steps} steps; 2× vs the {target})", _num(r["psnr_1x"], 2), _num(r["psnr_2x"], 2),
+                     _num(r["psnr_1x"] - r["psnr_2x"], 2), _num(r["mean_image_psnr_1x"], 2),
+                     _num(r["bilinear_psnr_2x"], 2), sign])
+    header = [f"world ({st['n_train']} training, {st['n_eval']} held-out signals, seed {st['seed']})",
+              "D2C-VAE PSNR 1× (dB)", "D2C-VAE PSNR 2× (dB)", "drop 1× → 2× (dB)", "mean image 1× (dB)",
+              "bilinear upsampling of the true input, 2× (dB)", "sign accuracy 2× (D2C-VAE / bilinear)"]
+    return _table(header, rows), provenance_line(data.get("provenance"))
+
+
 def _r(file: str) -> Path:
     return RESULTS / file
 
@@ -588,6 +775,17 @@ NAMES: dict[str, Entry] = {
     "stochastic_cca": Entry(_r("stochastic_cca.json"), _stochastic_cca, "python benchmarks/stochastic_cca.py"),
     "raster_mapping": Entry(_r("raster_mapping.json"), _raster_mapping, "python benchmarks/raster_mapping.py"),
     "anomaly": Entry(_r("anomaly.json"), _anomaly, "python benchmarks/anomaly.py"),
+    "psvae": Entry(_r("psvae.json"), _psvae, "python benchmarks/psvae.py"),
+    "lvrae": Entry(_r("lvrae.json"), _lvrae, "python benchmarks/lvrae.py"),
+    "cktgen": Entry(_r("cktgen.json"), _cktgen, "python benchmarks/cktgen.py"),
+    "video_vae": Entry(_r("video_vae.json"), _video_vae, "python benchmarks/video_vae.py"),
+    "ddmi": Entry(_r("ddmi.json"), _ddmi, "python benchmarks/ddmi.py"),
+    "ddmi_reconstruction": Entry(_r("ddmi.json"), _ddmi_reconstruction, "python benchmarks/ddmi.py"),
+    "epg": Entry(_r("epg.json"), _epg, "python benchmarks/epg.py"),
+    "crate_mae": Entry(_r("crate_mae.json"), _crate_mae, "python benchmarks/crate_mae.py"),
+    "vlsae": Entry(_r("vlsae.json"), _vlsae, "python benchmarks/vlsae.py"),
+    "toy_vision": Entry(_r("vision_sae.json"), _toy_vision, "python benchmarks/vision_sae.py"),
+    "vision_sae": Entry(_r("vision_sae.json"), _vision_sae, "python benchmarks/vision_sae.py"),
 }
 
 

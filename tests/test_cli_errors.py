@@ -210,7 +210,7 @@ CASES = [
     ("unknown-flag", TRAIN + ["--data", "{x}", "--bogus", "1"], ["--bogus"]),
     ("missing-data-flag", TRAIN, ["--data (an array file or activation store) or --lm/--hook/--text is required"]),
     ("no-command", [], ["no command given", "choose one of train, eval,", "aekit --help"]),
-    ("no-world-command", ["world"], ["world: no command given", "train-lm, eval-lm", "aekit world --help"]),
+    ("no-world-command", ["world"], ["world: no command given", "train-lm, train-vit, train-clip, eval-lm", "aekit world --help"]),
     ("unknown-command", ["fly"], ["'fly'"]),
     ("eval-zero-max-rows", ["eval", "{model}", "--data", "{x}", "--max-rows", "0"], ["--max-rows", "'0'"]),
     ("out-exists-non-empty", TRAIN[:1] + ["--out", "{run}"] + TRAIN[3:] + ["--data", "{x}"],
@@ -448,13 +448,15 @@ def test_interrupt_outside_training(files, capsys, monkeypatch):
     [
         ([], "no command given; choose one of train, eval, info, demo, cache, report, world, disentangle, circuits, "
              "embed, diff, correlations, cluster, retrieve, select, criticality, denoiser, map, cca, "
-             "anomaly (see aekit --help)"),
-        (["world"], "world: no command given; choose one of train-lm, eval-lm (see aekit world --help)"),
+             "anomaly, vision-sae, vlsae, psvae, crate-mae, lvrae, video-vae, cktgen, ddmi, epg (see aekit --help)"),
+        (["world"], "world: no command given; choose one of train-lm, train-vit, train-clip, eval-lm (see aekit world "
+                    "--help)"),
         (["trian"], "unknown command 'trian' (did you mean 'train'?); choose one of train, eval, info, demo, cache, "
                     "report, world, disentangle, circuits, embed, diff, correlations, cluster, retrieve, select, "
-                    "criticality, denoiser, map, cca, anomaly (see aekit --help)"),
+                    "criticality, denoiser, map, cca, anomaly, vision-sae, vlsae, psvae, crate-mae, lvrae, video-vae, "
+                    "cktgen, ddmi, epg (see aekit --help)"),
         (["world", "train"], "world: unknown command 'train' (did you mean 'train-lm'?); choose one of train-lm, "
-                             "eval-lm (see aekit world --help)"),
+                             "train-vit, train-clip, eval-lm (see aekit world --help)"),
         (["train", "--bogus", "1"], "train: unrecognized arguments: --bogus 1 (see aekit train --help)"),
         (["eval"], "eval: the following arguments are required: MODEL_DIR (see aekit eval --help)"),
         (["demo", "--steps", "0"],

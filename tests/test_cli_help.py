@@ -39,7 +39,10 @@ def test_the_walk_sees_every_command():
                      "aekit world", "aekit world train-lm", "aekit world eval-lm", "aekit disentangle",
                      "aekit circuits", "aekit embed", "aekit diff", "aekit correlations", "aekit cluster",
                      "aekit retrieve", "aekit select", "aekit criticality", "aekit denoiser",
-                     "aekit map", "aekit cca", "aekit anomaly", "aekit anomaly train", "aekit anomaly score"}
+                     "aekit map", "aekit cca", "aekit anomaly", "aekit anomaly train", "aekit anomaly score",
+                     "aekit world train-vit", "aekit world train-clip", "aekit vision-sae", "aekit vlsae",
+                     "aekit psvae", "aekit crate-mae", "aekit lvrae", "aekit video-vae", "aekit cktgen", "aekit ddmi",
+                     "aekit epg"}
     assert sum(1 for _ in _all_actions()) > 100
 
 

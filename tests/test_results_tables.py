@@ -126,6 +126,23 @@ EXPECTED = {
                                     "| {error_mean:.4f} ± {error_std:.4f} |".format(**d["summary"][0])),
     "stochastic_cca": lambda d: ("digits", "| {pcc_mean:.3f} ± {pcc_std:.3f} |".format(**d["summary"][0])),
     "anomaly": lambda d: ("StackVAE-G", "| {f1_mean:.3f} ± {f1_std:.3f} |".format(**d["summary"][0])),
+    "psvae": lambda d: ("PS-VAE", "| {mean:.3f} ± {std:.3f} |".format(**d["summary"][1]["probe_mean"])),
+    "lvrae": lambda d: ("noise-trained", "| {drop_mean:.2f} ± {drop_std:.2f} |".format(**d["summary"][1])),
+    "epg": lambda d: ("EPG (pre-trained encoder)", "| {:.1f} |".format(
+        d["runs"]["EPG (pre-trained encoder)"]["final_frechet"])),
+    "cktgen": lambda d: ("CktGen", "| {spec_acc_mean:.3f} ± {spec_acc_std:.3f} |".format(**d["summary"][0])),
+    "video_vae": lambda d: ("causal video VAE", "| {:,} | {:.2f}".format(d["summary"][0]["values_per_clip"],
+                                                                     d["summary"][0]["psnr_mean"])),
+    "ddmi": lambda d: ("DDMI (latent diffusion)", "| {:.1f} |".format(
+        d["scenes"]["samples"]["DDMI (latent diffusion)"]["frechet"])),
+    "ddmi_reconstruction": lambda d: ("sdf ({} steps; 2× vs the exact field)".format(d["settings"]["sdf_steps"]),
+                                      "| {:.2f} |".format(d["sdf"]["reconstruction"]["psnr_2x"])),
+    "crate_mae": lambda d: ("CRATE-MAE", "| {:,} | {:.3f} |".format(
+        d["summary"]["CRATE-MAE"]["parameters"], d["targets"]["parameter_ratio"])),
+    "vlsae": lambda d: ("VL-SAE", "| {shared_fraction_mean:.3f} ± {shared_fraction_std:.3f} |".format(
+        **d["summary"][0])),
+    "toy_vision": lambda d: ("toy VIT", "| {:.3f} |".format(d["models"]["vit"]["test"]["mean"])),
+    "vision_sae": lambda d: ("toy VIT", "| {mean:.3f} ± {std:.3f} |".format(**d["studies"]["vit"]["summary"]["fvu"])),
     "raster_mapping": lambda d: ("raw k-means", "| {accuracy:.3f} |".format(**d["summary"]["raw k-means"])),
     "embeddings_throughput": lambda d: ("SAE document embeddings (max pooling)",
                                         f"| {d['throughput']['sae_docs_per_second']:,.0f} |"),

@@ -533,7 +533,7 @@ def cmd_crate_mae(args: argparse.Namespace) -> int:
     from .commands.crate_mae import run_crate_mae
 
     r = run_crate_mae(args.out, steps=args.steps, seed=args.seed, width=args.width, depth=args.depth,
-                      heads=args.heads, n_train=args.train_scenes, n_test=args.test_scenes,
+                      heads=args.heads, n_train=args.n_train, n_test=args.n_eval,
                       device=args.device or "auto", progress=not args.quiet)
     s = r["settings"]
     print(f"width {s['width']}, depth {s['depth']} + {s['depth']}, {s['heads']} heads, patch {s['patch']}, "
@@ -548,6 +548,25 @@ def cmd_crate_mae(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_psvae(args: argparse.Namespace) -> int:
+    from .analysis.psvae import PIXEL_ONLY, PS_VAE, TEACHER
+    from .commands.psvae import run_psvae
+
+    r = run_psvae(args.out, teacher=args.teacher, seed=args.seed, steps=args.steps, n_train=args.n_train,
+                  n_eval=args.n_eval, n_latents=args.n_latents, semantic_weight=args.semantic_weight, beta=args.beta,
+                  device=args.device, progress=not args.quiet)
+    s = r["settings"]
+    print(f"teacher {r['teacher_dir']}; {s['n_train']} training scenes, {s['n_test']} held-out, {s['steps']} Trainer "
+          f"steps per model, seed {s['seed']}")
+    for name in (TEACHER, PS_VAE, PIXEL_ONLY):
+        psnr = "" if r[name]["psnr"] is None else f", PSNR {r[name]['psnr']:.2f} dB"
+        print(f"{name:>14}: probe accuracy {r[name]['probe']['mean']:.3f}{psnr}")
+    t = r["targets"]
+    print(f"probe gap to the teacher {t['probe_gap_points']:.1f} points (target ≤ 2), PSNR vs pixel-only "
+          f"{t['psnr_gap_db']:+.2f} dB (target ≥ −1): {'met' if t['met'] else 'missed'}")
+    print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
 def cmd_lvrae(args: argparse.Namespace) -> int:
     from .commands.lvrae import run_lvrae
 
@@ -561,6 +580,65 @@ def cmd_lvrae(args: argparse.Namespace) -> int:
     print(f"drop ratio (noise-trained / plain) {r['drop_ratio']:.2f}; target ≤ 0.5 "
           f"{'met' if r['target_met'] else 'missed'}")
     print(f"outputs: {r['json']}, {r['png']}")
+    return 0
+
+
+def cmd_video_vae(args: argparse.Namespace) -> int:
+    from .commands.video_vae import run_video_vae
+
+    r = run_video_vae(args.out, seed=args.seed, steps=args.steps, n_train=args.n_train, n_eval=args.n_eval,
+                      frames=args.frames, spatial=args.spatial, latent_channels=args.latent_channels, beta=args.beta,
+                      sprites=args.sprites, device=args.device, progress=not args.quiet)
+    c = r["compression"]
+    print(f"{r['n_train']} training clips, {r['n_eval']} held-out, {r['steps']} Trainer steps, seed {r['seed']}; "
+          f"{c['frames']} frames → {c['latent_frames']} latent frames, {c['spatial']}× fewer sites per frame, "
+          f"{c['pixel_values']:,} → {c['latent_values']:,} values ({c['ratio']:.1f}×)")
+    for name, m in r["methods"].items():
+        print(f"{name:>20}: PSNR {m['psnr']:.2f} dB ({m['values_per_clip']:,} values per clip); per frame "
+              + " ".join(f"{v:.1f}" for v in m["frame_psnr"]))
+    ca = r["causality"]
+    print(f"causal: {ca['causal']} (past latents bit-identical under a changed future: eval "
+          f"{ca['eval']['past_bit_identical']}, train {ca['train']['past_bit_identical']})")
+    print(f"outputs: {r['json']}, {r['png']}, {r['model']}")
+    return 0
+
+
+def cmd_ddmi(args: argparse.Namespace) -> int:
+    from .commands.ddmi import run_ddmi
+
+    r = run_ddmi(args.out, world=args.world, seed=args.seed, steps=args.steps, diffusion_steps=args.diffusion_steps,
+                 n_train=args.n_train, n_eval=args.n_eval, vit=args.vit, device=args.device,
+                 progress=not args.quiet)
+    rec = r["reconstruction"]
+    print(f"{r['world']}: {r['n_train']} training signals, {r['n_eval']} held-out, {r['steps']} D2C-VAE steps, "
+          f"seed {r['seed']}")
+    print(f"reconstruction PSNR {rec['psnr_1x']:.2f} dB at 1× (mean image {rec['mean_image_psnr_1x']:.2f}), "
+          f"{rec['psnr_2x']:.2f} dB at 2× (bilinear upsampling of the true input {rec['bilinear_psnr_2x']:.2f})")
+    for name, s in r.get("samples", {}).items():
+        print(f"{name:>24}: coverage {s['coverage']:.3f}, entropy {s['entropy']:.2f}, confidence "
+              f"{s['confidence']:.3f}, Fréchet {s['frechet']:.1f}")
+    print(f"outputs: {r['json']}, {r['png']}, models in {r['models']}")
+    return 0
+
+
+def cmd_epg(args: argparse.Namespace) -> int:
+    from .commands.epg import run_epg
+
+    r = run_epg(args.out, judge=args.judge, seed=args.seed, steps=args.steps, pretrain_steps=args.pretrain_steps,
+                eval_every=args.eval_every, n_train=args.n_train, n_eval=args.n_eval, n_samples=args.n_samples,
+                threshold=args.threshold, device=args.device, progress=not args.quiet)
+    s = r["settings"]
+    print(f"{s['n_train']} training scenes; stage 1 {s['pretrain_steps']} steps ({r['pretraining']['seconds']:.0f} s), "
+          f"stage 2 {s['steps']} steps per run; FD of {s['n_samples']} samples to {s['n_eval']} real test scenes")
+    for name, run in r["runs"].items():
+        reached = run["steps_to_threshold"]
+        total = run["total_steps_to_threshold"]
+        when = "not reached" if reached is None else f"reached at step {reached} (total with stage 1: {total})"
+        curve = "  ".join(f"{p['step']}: {p['frechet']:.1f}" for p in run["curve"])
+        print(f"{name:>26}: {curve}; threshold {r['threshold']:g} {when}")
+    print(f"real-vs-real floor {r['floor_frechet']:.1f}, real scenes at quarter resolution "
+          f"{r['quarter_resolution_frechet']:.1f}")
+    print(f"outputs: {r['json']}, {r['png']}, {r['model']}")
     return 0
 
 
@@ -581,6 +659,24 @@ def cmd_vlsae(args: argparse.Namespace) -> int:
         purity = "–" if m["purity"] is None else f"{m['purity']:.3f}"
         print(f"{name:<{width}}  {m['shared_fraction']:6.3f}  {m['pair_jaccard']:12.3f}  {purity:>6}  "
               f"{m['recall_at_1']:8.3f}")
+    print(f"outputs: {r['json']}, {r['png']}, {r['model']}")
+    return 0
+
+
+def cmd_cktgen(args: argparse.Namespace) -> int:
+    from .commands.cktgen import run_cktgen
+
+    r = run_cktgen(args.out, seed=args.seed, steps=args.steps, n_train=args.n_train, targets=args.targets,
+                   samples=args.samples, tolerance=args.tolerance, device=args.device, progress=not args.quiet)
+    s = r["settings"]
+    print(f"{s['n_train']} training circuits, {s['steps']} Trainer steps, {s['targets']} held-out target "
+          f"specifications × {s['samples']} designs, tolerance ±{s['tolerance']:.0%}, seed {s['seed']}")
+    width = max(len(name) for name in r["methods"])
+    print(f"{'method':<{width}}  validity  novelty  Spec-Acc  novel & within tolerance")
+    for name, m in r["methods"].items():
+        novelty = "–" if m["novelty"] is None else f"{m['novelty']:.3f}"  # no valid circuit to judge
+        print(f"{name:<{width}}  {m['validity']:8.3f}  {novelty:>7}  {m['spec_acc']:8.3f}  {m['novel_spec_acc']:.3f}")
+    print(f"held-out circuits reconstructed exactly: {r['reconstruction_held_out']:.3f}")
     print(f"outputs: {r['json']}, {r['png']}, {r['model']}")
     return 0
 
@@ -753,6 +849,20 @@ def _add_out_dir_flag(parser: argparse.ArgumentParser, default: str, *files: str
                              f"default: {default}")
 
 
+def _add_scene_study_flags(parser: argparse.ArgumentParser, measured: str, train_note: str = "") -> None:
+    """--seed, --steps, --n-train, --n-eval and --n-latents of the conv-autoencoder studies on the scene world."""
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seeds the scenes, the initial weights, the batch order and the noise, ≥ 0; default: 0")
+    parser.add_argument("--steps", type=_positive_int, default=1000, metavar="N",
+                        help="Trainer steps per model (batch 64, Adam lr 0.001); default: 1000")
+    parser.add_argument("--n-train", type=_positive_int, default=4000, metavar="N",
+                        help=f"training scenes{train_note}, at least 64; default: 4000")
+    parser.add_argument("--n-eval", type=_positive_int, default=1000, metavar="N",
+                        help=f"held-out scenes for {measured}, at least 2; default: 1000")
+    parser.add_argument("--n-latents", type=_positive_int, default=32, metavar="N",
+                        help="width of the latent vector; default: 32")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole `aekit` command line; building it runs nothing (the docs' CLI reference is generated from it)."""
     parser = _Parser(prog="aekit", description="Interpretable latent codes with autoencoders: train sparse "
@@ -835,11 +945,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "directory for images; required")
     p.add_argument("--hook", required=True, metavar="NAME",
                    help="hook to record, e.g. blocks.6.hook_resid_post or blocks.2.attn.hook_z; required")
-    p.add_argument("--text", default=None, metavar="FILE", help=f"corpus: {CORPUS_FORMATS}")
+    p.add_argument("--text", default=None, metavar="FILE",
+                   help=f"corpus: {CORPUS_FORMATS}; default: none (one of --text, --images, --world is required)")
     p.add_argument("--images", default=None, metavar="DIR",
-                   help="a folder of images (png, jpg, ...; sorted by name, resized to the model's input)")
+                   help="a folder of images (png, jpg, ...; sorted by name, resized to the model's input); "
+                        "default: none")
     p.add_argument("--world", default=None, choices=["scenes"],
-                   help="seeded scenes of the scene world (aekit.worlds.scenes) instead of files")
+                   help="seeded scenes of the scene world (aekit.worlds.scenes) instead of files; default: none")
     p.add_argument("--n", type=_positive_int, default=10_000, metavar="N",
                    help="--world: number of scenes; default: 10000")
     p.add_argument("--split", choices=["train", "test", "ood", "all"], default="train",
@@ -1301,6 +1413,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_vlsae)
 
     # -- psvae (pixel + semantic reconstruction) --
+    p = _command(sub, "psvae", "train a VAE that reconstructs both pixels and a frozen ViT's features and probe its "
+                 "latents for the scene factors", "After PS-VAE (Zhang et al. 2025): a conv β-VAE on 32×32 scenes "
+                 "whose latent also feeds a linear semantic decoder reconstructing the teacher's standardised final "
+                 "CLS state (squared error + cosine, weight --semantic-weight); compared with the pixel-only VAE of "
+                 "the same architecture and seed and with the teacher's own features by held-out linear-probe accuracy "
+                 "per Shapes3D factor and by reconstruction PSNR. Writes psvae.json and psvae.png.")
+    p.add_argument("--teacher", metavar="DIR",
+                   help="Hugging Face ViT (or CLIP) directory of the frozen teacher; default: the bundled toy ViT")
+    _add_scene_study_flags(p, "PSNR and probe accuracy", " (also the probes' training rows)")
+    p.add_argument("--semantic-weight", type=float, default=4.0, metavar="X",
+                   help="w_sem, weight of the feature loss, ≥ 0; default: 4.0")
+    p.add_argument("--beta", type=float, default=0.1, metavar="X",
+                   help="weight of the KL term (per pixel, like the reconstruction), ≥ 0; default: 0.1")
+    _add_device_flag(p, " for training and the teacher", "cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_out_dir_flag(p, "psvae-out", "psvae.json", "psvae.png")
+    p.set_defaults(func=cmd_psvae)
 
     # -- crate-mae (white-box masked autoencoder vs MAE) --
     p = _command(sub, "crate-mae", "train CRATE-MAE and a standard MAE of the same shape on the scene world and "
@@ -1308,7 +1437,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "Pai et al. 2024: encoder layers Z + MSSA(Z) (attention within learned subspaces U_k) then one ISTA "
                  "sparsification step ReLU(Z + ηDᵀ(Z − DZ) − ηλ), decoder layers their structured inverses; the MAE "
                  "(He et al. 2022) uses pre-LN ViT blocks with a 4× MLP. Both are trained by the Trainer for the "
-                 "same steps (batch 32, Adam lr 0.001, 75% of 4×4 patches masked) on 32×32 scenes and scored by "
+                 "same steps (batch 32, Adam lr 0.003, 75% of 4×4 patches masked) on 32×32 scenes and scored by "
                  "masked-patch PSNR on unseen scenes and on held-out (shape, hue) pairs; the coding rate and the "
                  "fraction of zeros of the tokens are measured per layer. Writes crate_mae.json and crate_mae.png.")
     p.add_argument("--steps", type=_positive_int, default=1500, metavar="N",
@@ -1321,9 +1450,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layers of each encoder, and of each decoder; default: 4")
     p.add_argument("--heads", type=_positive_int, default=4, metavar="N",
                    help="attention heads (CRATE: subspaces) per layer; default: 4")
-    p.add_argument("--train-scenes", type=_positive_int, default=10000, metavar="N",
+    p.add_argument("--n-train", type=_positive_int, default=10000, metavar="N",
                    help="training scenes (train split), at least 32; default: 10000")
-    p.add_argument("--test-scenes", type=_positive_int, default=1000, metavar="N",
+    p.add_argument("--n-eval", type=_positive_int, default=1000, metavar="N",
                    help="scenes of each evaluation set (unseen train-split scenes, held-out pairs); default: 1000")
     _add_device_flag(p, " for training", "auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
@@ -1338,22 +1467,136 @@ def build_parser() -> argparse.ArgumentParser:
                  "of the same architecture and seed by the PSNR of held-out 32×32 scenes decoded from latents with "
                  "relative noise σ = 0, 0.1, 0.25, 0.5, 1; the target is a PSNR drop at σ = 0.5 of at most half the "
                  "plain one. Writes lvrae.json and lvrae.png.")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seeds the scenes, the initial weights, the batch order and the noise, ≥ 0; default: 0")
-    p.add_argument("--steps", type=_positive_int, default=1000, metavar="N",
-                   help="Trainer steps per model (batch 64, Adam lr 0.001); default: 1000")
-    p.add_argument("--n-train", type=_positive_int, default=4000, metavar="N",
-                   help="training scenes, at least 64; default: 4000")
-    p.add_argument("--n-eval", type=_positive_int, default=1000, metavar="N",
-                   help="held-out scenes the PSNR is measured on, at least 2; default: 1000")
-    p.add_argument("--n-latents", type=_positive_int, default=32, metavar="N",
-                   help="width of the latent vector; default: 32")
+    _add_scene_study_flags(p, "the PSNR curves")
     p.add_argument("--noise-max", type=float, default=1.0, metavar="X",
                    help="largest training σ, in latent standard deviations, > 0; default: 1.0")
     _add_device_flag(p, " for training", "cpu or cuda")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     _add_out_dir_flag(p, "lvrae-out", "lvrae.json", "lvrae.png")
     p.set_defaults(func=cmd_lvrae)
+
+    # -- video-vae (causal spatio-temporal VAE) --
+    p = _command(sub, "video-vae", "train a causal spatio-temporal VAE on a seeded moving-shapes video world and "
+                 "measure reconstruction per frame, compression and causality",
+                 "After LaVin-DiT's ST-VAE (Wang et al. 2024): 3-D convolutions padded on the past side only, so "
+                 "latent frame j reads frames ≤ 4j; time is compressed ×4 with the first frame kept alone (1 + 4k "
+                 "frames → 1 + k latent frames) and space ×4 or ×8; a diagonal Gaussian latent with a KL term. "
+                 "Held-out clips are scored by PSNR at every frame position against each clip's mean frame and "
+                 "against bilinear keyframes of a similar size; causality is checked bit for bit. Writes "
+                 "video_vae.json, video_vae.png and model/.")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the clips, the initial weights, the batch order and the noise, ≥ 0; default: 0")
+    p.add_argument("--steps", type=_positive_int, default=1500, metavar="N",
+                   help="Trainer steps (batch 8 clips, Adam lr 0.003); default: 1500")
+    p.add_argument("--n-train", type=_positive_int, default=1000, metavar="N",
+                   help="training clips, at least 8; default: 1000")
+    p.add_argument("--n-eval", type=_positive_int, default=200, metavar="N",
+                   help="held-out clips the PSNR is measured on, at least 2; default: 200")
+    p.add_argument("--frames", type=_positive_int, default=17, metavar="N",
+                   help="frames per clip, 1 + a multiple of 4; default: 17")
+    p.add_argument("--spatial", type=int, choices=[4, 8], default=4,
+                   help="spatial compression per side (32×32 frames → 8×8 or 4×4 latent sites); default: 4")
+    p.add_argument("--latent-channels", type=_positive_int, default=4, metavar="N",
+                   help="Gaussian latent channels per latent site; default: 4")
+    p.add_argument("--beta", type=float, default=1e-3, metavar="X",
+                   help="weight of the KL term (per pixel, like the reconstruction), ≥ 0; default: 0.001")
+    p.add_argument("--sprites", type=_positive_int, default=2, metavar="N",
+                   help="moving sprites per clip, 1 to 6; default: 2")
+    _add_device_flag(p, " for training", "cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_out_dir_flag(p, "video-vae-out", "video_vae.json", "video_vae.png", "model/")
+    p.set_defaults(func=cmd_video_vae)
+
+    # -- cktgen (specification-conditioned circuit generation) --
+    p = _command(sub, "cktgen", "train CktGen on a seeded world of analogue circuits and generate circuits for "
+                 "held-out target specifications", "Hou et al. (arXiv 2410.00995): a transformer VAE over circuit "
+                 "token sequences and a specification encoder share one latent space (reconstruction from both "
+                 "latents, SmoothL1 alignment, InfoNCE with a false-negative filter, specification guidance, KL "
+                 "terms); designs are decoded from the latent of a target specification. The world: cascades of "
+                 "buffers, amplifiers, dividers and RC sections whose gain and −3 dB bandwidth are computed "
+                 "exactly. Scores validity, novelty and Spec-Acc (gain and bandwidth within --tolerance of the "
+                 "target) against random tokens, random valid circuits and nearest-training-circuit retrieval; "
+                 "writes cktgen.json, cktgen.png and model/.")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the world, the initial weights, the batch order and the sampling, ≥ 0; default: 0")
+    p.add_argument("--steps", type=_positive_int, default=1500, metavar="N",
+                   help="Trainer steps (batch 128, Adam lr 0.002); default: 1500")
+    p.add_argument("--n-train", type=_positive_int, default=4000, metavar="N",
+                   help="distinct training circuits, 128 to 20000; default: 4000")
+    p.add_argument("--targets", type=_positive_int, default=200, metavar="N",
+                   help="held-out circuits whose specifications are the targets; default: 200")
+    p.add_argument("--samples", type=_positive_int, default=5, metavar="N",
+                   help="designs generated per target; default: 5")
+    p.add_argument("--tolerance", type=float, default=0.1, metavar="X",
+                   help="relative tolerance of Spec-Acc on gain and bandwidth, in (0, 1); default: 0.1")
+    _add_device_flag(p, " for training", "cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_out_dir_flag(p, "cktgen-out", "cktgen.json", "cktgen.png", "model/")
+    p.set_defaults(func=cmd_cktgen)
+
+    # -- ddmi (latent diffusion for implicit neural representations) --
+    p = _command(sub, "ddmi", "train a D2C-VAE that decodes latent grids at any resolution and a latent diffusion "
+                 "model on it (DDMI), and score reconstruction at 1× and 2× and sample quality",
+                 "After Park et al. 2024: a conv encoder maps 32×32 signals to a Gaussian latent grid, decoded into "
+                 "three basis fields whose bilinear interpolation at a coordinate is the positional embedding of a "
+                 "coordinate MLP; a DDPM with a small diffusers UNet generates latent grids. --world scenes scores "
+                 "PSNR against the 32×32 scenes and their 64×64 renders and samples under a factor-classifier ViT "
+                 "(coverage of the (shape, hue) classes, entropy, confidence, Fréchet distance in its features, "
+                 "against VAE-prior and Gaussian-latent baselines and a real-vs-real floor); --world sdf trains on "
+                 "2-D signed-distance shapes and scores against the exact field. Writes ddmi.json, ddmi.png and "
+                 "the models.")
+    p.add_argument("--world", default="scenes", choices=("scenes", "sdf"),
+                   help="scenes (32×32 3D Shapes scenes) or sdf (2-D signed-distance shapes); default: scenes")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the data, the initial weights, the batch order, the noise and the samples, ≥ 0; "
+                        "default: 0")
+    p.add_argument("--steps", type=_positive_int, default=1200, metavar="N",
+                   help="Trainer steps of the D2C-VAE (batch 32, Adam lr 0.001); default: 1200")
+    p.add_argument("--diffusion-steps", type=_positive_int, default=1200, metavar="N",
+                   help="Trainer steps of the latent diffusion model (batch 64; scenes only); default: 1200")
+    p.add_argument("--n-train", type=_positive_int, default=4000, metavar="N",
+                   help="training signals, at least 64; default: 4000")
+    p.add_argument("--n-eval", type=_positive_int, default=500, metavar="N",
+                   help="held-out signals scored, and samples drawn per generator; default: 500")
+    p.add_argument("--vit", metavar="DIR", default=None,
+                   help="factor-classifier ViT directory scoring the samples; default: the bundled toy ViT")
+    _add_device_flag(p, " for training", "cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_out_dir_flag(p, "ddmi-out", "ddmi.json", "ddmi.png", "the model directories")
+    p.set_defaults(func=cmd_ddmi)
+
+    # -- epg (pixel-space generation with a pre-trained encoder) --
+    p = _command(sub, "epg", "train a pixel-space diffusion model on scenes from scratch and after self-supervised "
+                 "pre-training of its encoder, and compare sample quality along training",
+                 "After EPG (Lei et al. 2025): stage 1 trains the encoder (a UNet's down path, diffusers blocks) "
+                 "with an InfoNCE loss between augmented views at the lowest noise level (EMA target) and one between "
+                 "adjacent noise levels of a trajectory; stage 2 joins it to a fresh decoder and trains a DDPM end to "
+                 "end. The same architecture, seed and stage-2 steps from scratch is the baseline. Every --eval-every "
+                 "steps, --n-samples DDIM samples are scored by the Fréchet distance of the toy ViT's CLS features to "
+                 "real test scenes. Writes epg.json, epg.png and model/.")
+    p.add_argument("--judge", metavar="DIR",
+                   help="Hugging Face ViT directory whose final CLS features the FD uses; default: the bundled toy ViT")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the scenes, the initial weights, the batch order, the noise and the samples, ≥ 0; "
+                        "default: 0")
+    p.add_argument("--steps", type=_positive_int, default=500, metavar="N",
+                   help="stage-2 Trainer steps of each run (batch 64, Adam lr 0.001); default: 500")
+    p.add_argument("--pretrain-steps", type=_positive_int, default=250, metavar="N",
+                   help="stage-1 Trainer steps of the encoder pre-training; default: 250")
+    p.add_argument("--eval-every", type=_positive_int, default=100, metavar="N",
+                   help="stage-2 steps between FD evaluations (the Trainer's checkpoints); default: 100")
+    p.add_argument("--n-train", type=_positive_int, default=4000, metavar="N",
+                   help="training scenes (train split), at least 64; default: 4000")
+    p.add_argument("--n-eval", type=_positive_int, default=1000, metavar="N",
+                   help="real test scenes the FD compares against, at least 2; default: 1000")
+    p.add_argument("--n-samples", type=_positive_int, default=400, metavar="N",
+                   help="samples drawn at each evaluation, at least 8; default: 400")
+    p.add_argument("--threshold", type=float, default=150.0, metavar="X",
+                   help="FD a run must reach for 'steps to threshold', > 0; default: 150")
+    _add_device_flag(p, " for training and sampling", "cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_out_dir_flag(p, "epg-out", "epg.json", "epg.png", "model/")
+    p.set_defaults(func=cmd_epg)
 
     return parser
 
