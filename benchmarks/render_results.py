@@ -558,13 +558,16 @@ def _vlsae(data: dict) -> tuple[str, str]:
     return _table(header, rows), provenance_line(data.get("provenance"))
 
 
+_VISION_NAMES = {"vit": "toy ViT", "clip": "toy CLIP"}
+
+
 def _toy_vision(data: dict) -> tuple[str, str]:
     """The bundled toy ViT's factor accuracy and toy CLIP's zero-shot accuracy on held-out scenes."""
     rows = []
     for name, measure in (("vit", "factor accuracy"), ("clip", "zero-shot attribute accuracy")):
         result = data["models"][name]
         detail = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in result["test"].items() if k != "mean")
-        rows.append([f"toy {name.upper()}", measure, _num(result["test"]["mean"]), _num(result["ood"]["mean"]),
+        rows.append([_VISION_NAMES[name], measure, _num(result["test"]["mean"]), _num(result["ood"]["mean"]),
                      detail])
     n = data["models"]["vit"]["n"]
     header = ["model", "measure (mean over factors)", f"held-out test scenes ({n})",
@@ -575,17 +578,19 @@ def _toy_vision(data: dict) -> tuple[str, str]:
 def _vision_sae(data: dict) -> tuple[str, str]:
     """SAEs on the toy ViT's and CLIP's residual streams: splicing, factor alignment, OOD detection."""
     st = data["settings"]
+    n = len(st["seeds"])
     rows = []
     for name, study in data["studies"].items():
         s = study["summary"]
         spliced = (f"{s['spliced_clean']['mean']:.3f} → {s['spliced_sae']['mean']:.3f} (ablated "
-                   f"{s['spliced_mean_ablated']['mean']:.3f}; recovered {_mean_spread(s['spliced_recovered'])})")
-        rows.append([f"toy {name.upper()}", _mean_spread(s["fvu"]), spliced, f"{_mean_spread(s['latent_f1'])} / {_mean_spread(s['probe_f1'])}",
-                     _mean_spread(s["auroc_sae_error"]), _mean_spread(s["auroc_sae_rarity"]),
-                     _mean_spread(s["auroc_max_softmax"]) if "auroc_max_softmax" in s else "–",
-                     _mean_spread(s["auroc_mahalanobis"]) if "auroc_mahalanobis" in s else "–"])
-    header = [f"model ({st['hook']}, {st['tokens']} tokens; {st['n_latents']} latents, k {st['k']}; mean ± sd over "
-              f"{len(st['seeds'])} seeds)", "FVU", "accuracy clean → SAE spliced",
+                   f"{s['spliced_mean_ablated']['mean']:.3f}; recovered {_mean_spread(s['spliced_recovered'], n=n)})")
+        alignment = f"{_mean_spread(s['latent_f1'], n=n)} / {_mean_spread(s['probe_f1'], n=n)}"
+        rows.append([_VISION_NAMES[name], _mean_spread(s["fvu"], n=n), spliced, alignment,
+                     _mean_spread(s["auroc_sae_error"], n=n), _mean_spread(s["auroc_sae_rarity"], n=n),
+                     _mean_spread(s["auroc_max_softmax"], n=n) if "auroc_max_softmax" in s else "–",
+                     _mean_spread(s["auroc_mahalanobis"], n=n) if "auroc_mahalanobis" in s else "–"])
+    header = [f"model ({st['hook']}, {st['tokens']} tokens; {st['n_latents']} latents, k {st['k']}; "
+              f"{'mean ± sd over ' + str(n) + ' seeds' if n > 1 else '1 seed'})", "FVU", "accuracy clean → SAE spliced",
               "factor F1: best latent / probe", "OOD AUROC: SAE error", "SAE latent rarity", "max softmax",
               "Mahalanobis"]
     return _table(header, rows), provenance_line(data.get("provenance"))
