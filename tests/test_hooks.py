@@ -133,7 +133,8 @@ def test_errors_name_valid_choices():
         capture(model, _inputs(), [])
     bert = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
                                    vocab_size=100)
-    with pytest.raises(ConfigError, match="supported model_type values are clip, gpt2, gpt_neox, llama, mistral, qwen2, vit"):
+    supported = "supported model_type values are clip, gpt2, gpt_neox, llama, mistral, qwen2, vit"
+    with pytest.raises(ConfigError, match=supported):
         capture(transformers.BertModel(bert), _inputs(), ["blocks.0.hook_resid_post"])
     with pytest.raises(DataError, match="input_ids"):
         capture(model, torch.zeros(7, dtype=torch.long), ["blocks.0.hook_resid_post"])
