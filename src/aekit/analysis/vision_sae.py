@@ -28,18 +28,16 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
-from ..data.sources import ArraySource
 from ..data.vision import VisionModel, classify, image_activations, image_embeddings, select_tokens
 from ..errors import ConfigError
 from ..metrics.concept_scores import concept_best_f1, probe_f1
-from ..models.sae import SAEConfig, SparseAutoencoder
-from ..train.config import TrainConfig
-from ..train.trainer import Trainer
+from ..models.sae import SparseAutoencoder
 from ..worlds.scenes import FactorSample, sample_scenes
 from ..worlds.shapes3d import Shapes3DWorld
+from .sae_fit import fit_topk_sae
 from .splicing import replace_hook
 
-__all__ = ["VisionSAEStudy", "alignment", "fit_vision_sae", "image_codes", "ood_detection", "reads_factors",
+__all__ = ["VisionSAEStudy", "alignment", "image_codes", "ood_detection", "reads_factors",
            "spliced_accuracy", "tokens_per_image", "vision_sae_study"]
 
 FACTOR_NAMES, FACTOR_SIZES = Shapes3DWorld.factor_names, Shapes3DWorld().factor_sizes
@@ -53,17 +51,6 @@ def tokens_per_image(vm: VisionModel, tokens: str) -> int:
 def _patch_size(vm: VisionModel) -> int:
     config = vm.model.config.vision_config if vm.family == "clip" else vm.model.config
     return int(config.patch_size)
-
-
-def fit_vision_sae(activations: Tensor, *, n_latents: int, k: int, steps: int, batch_size: int = 1024,
-                   lr: float = 1e-3, seed: int = 0, device: str = "cpu", progress: bool = False) -> SparseAutoencoder:
-    """A TopK SAE trained by the Trainer on (rows, d) activations; returned on the CPU in eval mode."""
-    model = SparseAutoencoder(SAEConfig(d_in=activations.shape[1], n_latents=n_latents, k=k, architecture="topk"),
-                              seed=seed)
-    train = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=min(100, steps // 10),
-                        checkpoint_every=0, log_every=max(1, steps // 20), progress=progress, seed=seed, device=device)
-    Trainer(model, ArraySource(activations, batch_size, seed=seed, where="vision activations"), train).fit()
-    return model.cpu().eval()
 
 
 @torch.no_grad()
@@ -93,15 +80,11 @@ def _token_replacer(tokens: str, replace_rows: Callable[[Tensor], Tensor]) -> Ca
 
 def _score(vm: VisionModel, images: Tensor, factors: np.ndarray) -> float:
     """The model's headline accuracy: mean factor accuracy (ViT) or mean zero-shot attribute accuracy (CLIP)."""
-    if vm.family == "clip":
-        from ..worlds.toy_vision import zero_shot_accuracy
+    from ..worlds.toy_vision import factor_accuracy, zero_shot_accuracy
 
+    if vm.family == "clip":
         return zero_shot_accuracy(vm, images, factors)["mean"]
-    logits, start, accuracies = classify(vm, images), 0, []
-    for k, size in enumerate(FACTOR_SIZES):
-        accuracies.append(float((logits[:, start:start + size].argmax(-1).numpy() == factors[:, k]).mean()))
-        start += size
-    return float(np.mean(accuracies))
+    return factor_accuracy(classify(vm, images), factors)["mean"]
 
 
 def spliced_accuracy(vm: VisionModel, sae: SparseAutoencoder, hook: str, tokens: str, scenes: FactorSample,
@@ -244,7 +227,8 @@ def vision_sae_study(vm: VisionModel, hook: str, *, tokens: str = "all", n_laten
     train, test, ood = (sample_scenes(n, seed, split) for n, split in ((n_train, "train"), (n_eval, "test"),
                                                                        (n_eval, "ood")))
     rows = image_activations(vm, train.images, hook, tokens)
-    sae = fit_vision_sae(rows, n_latents=n_latents, k=k, steps=steps, seed=seed, device=device, progress=progress)
+    sae = fit_topk_sae(rows, n_latents=n_latents, k=k, steps=steps, batch_size=1024, seed=seed, device=device,
+                       progress=progress, where="vision activations")
     test_rows = image_activations(vm, test.images, hook, tokens)
     x_hat = _reconstruct(sae, test_rows)
     fvu = float(((test_rows - x_hat) ** 2).sum() / ((test_rows - test_rows.mean(0)) ** 2).sum())

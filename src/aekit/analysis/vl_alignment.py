@@ -21,14 +21,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.sources import ArraySource, DictArraySource
+from ..data.sources import DictArraySource
 from ..errors import DataError
-from ..models.sae import SAEConfig, SparseAutoencoder
+from ..models.sae import SparseAutoencoder
 from ..models.vlsae import VLSAE, VLSAEConfig
 from ..seeding import derive_seed
-from ..train.config import TrainConfig
 from ..train.trainer import Trainer
 from ..worlds.scenes import ATTRIBUTES
+from .sae_fit import fit_topk_sae, study_train_config
 
 __all__ = ["BATCH_SIZE", "LR", "SHARED_THRESHOLD", "caption_labels", "compare_methods", "dense_codes",
            "factor_purity", "recall_at_1", "shared_concepts", "train_separate_saes", "train_vlsae"]
@@ -142,27 +142,20 @@ def caption_labels(texts: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _train_config(steps: int, seed: int, device: str, progress: bool) -> TrainConfig:
-    return TrainConfig(steps=steps, batch_size=BATCH_SIZE, lr=LR, warmup_steps=min(100, steps // 10),
-                       checkpoint_every=0, log_every=max(1, steps // 10), progress=progress, seed=seed, device=device)
-
-
 def train_vlsae(image: Tensor, text: Tensor, *, n_latents: int, k: int, steps: int, seed: int = 0,
                 center: bool = False, device: str = "cpu", progress: bool = False) -> VLSAE:
     """A VL-SAE trained by the Trainer on paired (image, text) embedding rows."""
     model = VLSAE(VLSAEConfig(d_in=image.shape[1], n_latents=n_latents, k=k, center=center, seed=seed))
     source = DictArraySource({"image": image, "text": text}, BATCH_SIZE, seed=seed, where="paired embeddings")
-    Trainer(model, source, _train_config(steps, seed, device, progress)).fit()
+    Trainer(model, source, study_train_config(steps, BATCH_SIZE, LR, seed, device, progress)).fit()
     return model.cpu().eval()
 
 
 def train_topk_sae(x: Tensor, *, n_latents: int, k: int, steps: int, seed: int = 0, device: str = "cpu",
                    progress: bool = False) -> SparseAutoencoder:
     """aekit's TopK SAE trained by the Trainer on the rows of x."""
-    model = SparseAutoencoder(SAEConfig(d_in=x.shape[1], n_latents=n_latents, k=k, architecture="topk"), seed=seed)
-    Trainer(model, ArraySource(x, BATCH_SIZE, seed=seed, where="embeddings"),
-            _train_config(steps, seed, device, progress)).fit()
-    return model.cpu().eval()
+    return fit_topk_sae(x, n_latents=n_latents, k=k, steps=steps, batch_size=BATCH_SIZE, lr=LR, seed=seed,
+                        device=device, progress=progress, where="embeddings")
 
 
 def train_separate_saes(image: Tensor, text: Tensor, *, seed: int = 0, **kwargs: Any) -> dict[str, SparseAutoencoder]:

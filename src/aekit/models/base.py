@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from .._version import __version__
@@ -13,6 +14,7 @@ from ..config_base import ConfigBase
 from ..errors import FormatError
 from ..fileio import atomic_directory, atomic_write_json, atomic_write_safetensors, load_safetensors, read_json
 from ..nn.codes import Codes
+from ..seeding import derive_seed
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -117,6 +119,29 @@ class Autoencoder(nn.Module):
     @classmethod
     def load(cls, directory: str | Path) -> Autoencoder:
         return load_model(directory)
+
+
+class SeededNoise:
+    """Mixin for models that draw their own training noise (reparametrisation, diffusion noise, denoising targets).
+
+    The noise of each batch comes from a generator seeded by the model's kind, `config.seed` and `noise_draws`, the
+    number of batches drawn so far — never from the global RNG — and the checkpoint carries that count, so a resumed
+    run draws exactly the noise the uninterrupted run would have. List it before `Autoencoder` in the bases.
+    """
+
+    noise_draws: int = 0
+
+    def noise_generator(self) -> torch.Generator:
+        """A CPU generator for the next batch's noise; each call advances the stream by one draw."""
+        g = torch.Generator().manual_seed(derive_seed(f"{self.kind}.noise", self.config.seed, self.noise_draws))
+        self.noise_draws += 1
+        return g
+
+    def training_state(self) -> dict[str, Any]:
+        return {"noise_draws": self.noise_draws}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.noise_draws = int(state.get("noise_draws", 0))
 
 
 def load_model(directory: str | Path) -> Autoencoder:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +33,7 @@ from ..config_base import ConfigBase, setting
 from ..errors import ShapeError
 from ..nn.codes import Codes
 from ..seeding import derive_seed
-from .base import Autoencoder, Output
+from .base import Autoencoder, Output, SeededNoise
 
 __all__ = ["BOS_TOKEN", "PAD_TOKEN", "CktGen", "CktGenConfig", "gaussian_kl", "info_nce"]
 
@@ -97,7 +96,7 @@ def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) 
     return 0.5 * (ratio.exp() + (mu_q - mu_p).square() / logvar_p.exp() - 1 - ratio).sum(-1)
 
 
-class CktGen(Autoencoder):
+class CktGen(SeededNoise, Autoencoder):
     """Transformer circuit encoder, MLP specification encoder, GRU decoder; `generate` designs from specifications."""
 
     kind = "cktgen"
@@ -121,7 +120,6 @@ class CktGen(Autoencoder):
             self.decoder = nn.GRU(c.width + c.z, c.hidden, batch_first=True)
             self.to_logits = nn.Linear(c.hidden, c.vocab)
             self.guide = nn.Sequential(nn.Linear(c.z, 32), nn.ReLU(), nn.Linear(32, c.spec_dim))
-        self.noise_draws = 0  # training noise batches drawn so far: the checkpoint carries it for an exact resume
 
     # --- inputs -----------------------------------------------------------------------------------------
     def _tokens(self, x: Tensor | dict[str, Tensor]) -> Tensor:
@@ -188,8 +186,7 @@ class CktGen(Autoencoder):
 
     def _noise(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
         # the reparametrisation noise comes from a stream seeded by the config and the draws so far, not the global RNG
-        g = torch.Generator().manual_seed(derive_seed("cktgen.noise", self.config.seed, self.noise_draws))
-        self.noise_draws += 1
+        g = self.noise_generator()
         return torch.randn(shape, generator=g).to(like)
 
     def forward(self, batch: dict[str, Tensor], dead_mask: Tensor | None = None) -> Output:
@@ -224,11 +221,6 @@ class CktGen(Autoencoder):
         }
         return Output(x_hat=logits_c, codes=Codes(c.z, dense=mu_c), losses=losses)
 
-    def training_state(self) -> dict[str, Any]:
-        return {"noise_draws": self.noise_draws}
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        self.noise_draws = int(state.get("noise_draws", 0))
 
     @torch.no_grad()
     def generate(self, specs: Tensor, samples: int = 1, seed: int = 0, scale: float | None = None) -> Tensor:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +34,7 @@ from ..errors import DataError, ShapeError
 from ..nn.codes import Codes
 from ..nn.conv import parse_channels
 from ..seeding import derive_seed
-from .base import Autoencoder, Output
+from .base import Autoencoder, Output, SeededNoise
 from .image_ae import seeded
 
 __all__ = ["D2CVAE", "D2CVAEConfig", "LatentDiffusion", "LatentDiffusionConfig", "OUTPUTS", "pixel_centres",
@@ -63,19 +62,6 @@ def sample_fields(field: Tensor, coords: Tensor) -> Tensor:
     out = F.grid_sample(field, coords.unsqueeze(1).to(field.dtype), mode="bilinear", padding_mode="border",
                         align_corners=False)
     return out.squeeze(2).transpose(1, 2)
-
-
-class _NoiseDraws:
-    """Both models draw their training noise from a stream seeded by the config and `noise_draws`, the number of
-    batches drawn so far; the checkpoint carries that count so a resumed run draws the same noise."""
-
-    noise_draws: int = 0
-
-    def training_state(self) -> dict[str, Any]:
-        return {"noise_draws": self.noise_draws}
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        self.noise_draws = int(state.get("noise_draws", 0))
 
 
 @dataclass
@@ -111,7 +97,7 @@ class D2CVAEConfig(ConfigBase):
         self._require(math.isfinite(self.kl_weight) and self.kl_weight >= 0, "kl_weight", "must be a number ≥ 0")
 
 
-class D2CVAE(_NoiseDraws, Autoencoder):
+class D2CVAE(SeededNoise, Autoencoder):
     """Conv encoder → Gaussian latent grid → three basis fields → coordinate MLP; `render` decodes at any size."""
 
     kind = "d2c_vae"
@@ -134,7 +120,6 @@ class D2CVAE(_NoiseDraws, Autoencoder):
             self.mlp = nn.ModuleList([nn.Linear(pe + d_coord, c.hidden), nn.Linear(c.hidden + pe, c.hidden),
                                       nn.Linear(c.hidden + pe, c.hidden), nn.Linear(c.hidden, c.hidden)])
             self.out = nn.Linear(c.hidden, c.image_channels)
-        self.noise_draws = 0
 
     # --- the pieces ---------------------------------------------------------------------------------------
     def _images(self, x: Tensor) -> Tensor:
@@ -220,8 +205,7 @@ class D2CVAE(_NoiseDraws, Autoencoder):
         `dead_mask` is the Trainer's and unused."""
         x = batch["x"] if isinstance(batch, dict) else batch
         mu, logvar = self.posterior(x)
-        g = torch.Generator().manual_seed(derive_seed("d2c_vae.noise", self.config.seed, self.noise_draws))
-        self.noise_draws += 1
+        g = self.noise_generator()
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g).to(mu)
         fields = self.basis_fields(z)
         x_hat = self.render_fields(fields, self.config.image_size)
@@ -266,7 +250,7 @@ class LatentDiffusionConfig(ConfigBase):
         self._require(self.sample_steps <= self.train_timesteps, "sample_steps", "must be ≤ train_timesteps")
 
 
-class LatentDiffusion(_NoiseDraws, Autoencoder):
+class LatentDiffusion(SeededNoise, Autoencoder):
     """A DDPM over latent grids with a tiny `diffusers.UNet2DModel`; `sample` runs DDIM."""
 
     kind = "latent_diffusion"
@@ -288,7 +272,6 @@ class LatentDiffusion(_NoiseDraws, Autoencoder):
         # LDM's scale factor: latents are divided by their standard deviation so the schedule's unit-variance
         # noise meets unit-variance data (set from the training latents, saved with the weights)
         self.register_buffer("latent_scale", torch.ones(()))
-        self.noise_draws = 0
 
     def _grid(self, z: Tensor) -> Tensor:
         c = self.config
@@ -327,8 +310,7 @@ class LatentDiffusion(_NoiseDraws, Autoencoder):
         """Noise scaled clean latents at uniform time steps and score the prediction against its target; the codes
         are the prediction (only the Trainer's activity count reads them)."""
         z = self._grid(batch["x"] if isinstance(batch, dict) else batch).float() / self.latent_scale
-        g = torch.Generator().manual_seed(derive_seed("latent_diffusion.noise", self.config.seed, self.noise_draws))
-        self.noise_draws += 1
+        g = self.noise_generator()
         t = torch.randint(0, self.config.train_timesteps, (len(z),), generator=g).to(z.device)
         eps = torch.randn(z.shape, generator=g).to(z)
         pred = self.predict(self.scheduler.add_noise(z, eps, t), t)

@@ -41,7 +41,7 @@ from ..errors import ConfigError, ShapeError
 from ..nn.codes import Codes
 from ..nn.conv import parse_channels
 from ..seeding import derive_seed
-from .base import Autoencoder, Output
+from .base import Autoencoder, Output, SeededNoise
 from .image_ae import seeded
 
 __all__ = ["EPGDecoder", "EPGDenoiser", "EPGDenoiserConfig", "EPGEncoder", "EPGPretrainConfig", "EPGPretrainer",
@@ -171,7 +171,7 @@ class EPGDecoder(nn.Module):
         return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), self.patch)  # patches back to pixels
 
 
-class _Diffusion(Autoencoder):
+class _Diffusion(SeededNoise, Autoencoder):
     """What both stages share: the encoder, the DDPM schedule, the sampling grid, image checks and the seeded
     noise stream."""
 
@@ -186,7 +186,6 @@ class _Diffusion(Autoencoder):
         grid = DDIMScheduler.from_config(self.scheduler.config)
         grid.set_timesteps(config.sample_steps)
         self.grid = grid.timesteps.clone()  # descending: the levels DDIM visits, t_0 of stage 1 is the last
-        self.noise_draws = 0
 
     def images(self, x: Tensor) -> Tensor:
         """Images in [0, 1] (n, C, s, s) → the model's [-1, 1] pixels."""
@@ -195,11 +194,6 @@ class _Diffusion(Autoencoder):
             raise ShapeError(f"{self.kind}: images must be (n, {c.image_channels}, {c.image_size}, {c.image_size}), "
                              f"got {tuple(x.shape)}")
         return 2 * x.float() - 1
-
-    def _generator(self) -> torch.Generator:
-        g = torch.Generator().manual_seed(derive_seed(f"{self.kind}.noise", self.config.seed, self.noise_draws))
-        self.noise_draws += 1
-        return g
 
     def _noised(self, x: Tensor, eps: Tensor, t: Tensor) -> Tensor:
         return self.scheduler.add_noise(x, eps, t.to(x.device))
@@ -210,11 +204,6 @@ class _Diffusion(Autoencoder):
         t = self.grid[-1].expand(len(x)).to(x.device)
         return Codes(self.config.n_latents, dense=EPGEncoder.pooled(self.encoder(x, t)[0]))
 
-    def training_state(self) -> dict[str, Any]:
-        return {"noise_draws": self.noise_draws}
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        self.noise_draws = int(state.get("noise_draws", 0))
 
 
 @dataclass
@@ -270,7 +259,7 @@ class EPGPretrainer(_Diffusion):
         """Both pre-training losses on a batch of clean images; `dead_mask` is the Trainer's and unused."""
         c = self.config
         x = self.images(batch["x"] if isinstance(batch, dict) else batch)
-        n, g = len(x), self._generator()
+        n, g = len(x), self.noise_generator()
         eps = torch.randn(x.shape, generator=g).to(x)
         views = [random_resized_crops(x.cpu(), g, c.crop_min_area).to(x) for _ in range(2)]
         t0 = self.grid[-1].expand(n)
@@ -344,7 +333,7 @@ class EPGDenoiser(_Diffusion):
     def forward(self, batch: Tensor | dict[str, Tensor], dead_mask: Tensor | None = None) -> Output:
         """The denoising loss at uniform time steps; `dead_mask` is the Trainer's and unused."""
         x = self.images(batch["x"] if isinstance(batch, dict) else batch)
-        g = self._generator()
+        g = self.noise_generator()
         t = torch.randint(0, self.config.train_timesteps, (len(x),), generator=g)
         eps = torch.randn(x.shape, generator=g).to(x)
         t = t.to(x.device)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from ..config_base import ConfigBase, setting
 from ..nn.codes import Codes
 from ..seeding import derive_seed
-from .base import Autoencoder, Output
+from .base import Autoencoder, Output, SeededNoise
 
 __all__ = ["INITS", "LowRankDenoiser", "LowRankDenoiserConfig"]
 
@@ -63,7 +62,7 @@ def _orthonormalise(bases: Tensor) -> Tensor:
     return (q * torch.where(signs == 0, torch.ones_like(signs), signs).unsqueeze(-2)).contiguous()
 
 
-class LowRankDenoiser(Autoencoder):
+class LowRankDenoiser(SeededNoise, Autoencoder):
     """K learned orthonormal d×r bases; `denoise(x_t)` is the softmax-gated mixture of their projections."""
 
     kind = "low_rank_denoiser"
@@ -74,7 +73,6 @@ class LowRankDenoiser(Autoencoder):
         g = torch.Generator().manual_seed(derive_seed("low_rank_denoiser.init", config.seed))
         start = torch.randn(config.n_components, config.d, config.rank, generator=g)
         self.bases = nn.Parameter(_orthonormalise(start))
-        self.noise_draws = 0
 
     def initialize_from_data(self, x: Tensor) -> None:
         """k-subspaces++ seeding: basis k spans the r samples most aligned with an anchor, each anchor the sample the
@@ -125,8 +123,7 @@ class LowRankDenoiser(Autoencoder):
     def forward(self, batch: Tensor, dead_mask: Tensor | None = None) -> Output:
         """Noise the clean batch, denoise it and score the result; `dead_mask` is the Trainer's and unused."""
         x = batch["x"] if isinstance(batch, dict) else batch
-        g = torch.Generator().manual_seed(derive_seed("low_rank_denoiser.noise", self.config.seed, self.noise_draws))
-        self.noise_draws += 1
+        g = self.noise_generator()
         eps = torch.randn(x.shape, generator=g).to(device=x.device, dtype=x.dtype)
         x_hat, w = self._denoise(x + self.config.sigma * eps)
         # summed over coordinates, averaged over rows: the loss is E‖D(x_t) − x‖², the paper's objective
@@ -138,8 +135,3 @@ class LowRankDenoiser(Autoencoder):
         with torch.no_grad():
             self.bases.copy_(_orthonormalise(self.bases))
 
-    def training_state(self) -> dict[str, Any]:
-        return {"noise_draws": self.noise_draws}
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        self.noise_draws = int(state.get("noise_draws", 0))

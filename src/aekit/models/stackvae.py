@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +26,7 @@ from ..config_base import ConfigBase, setting
 from ..errors import ShapeError
 from ..nn.codes import Codes
 from ..seeding import derive_seed
-from .base import Autoencoder, Output
+from .base import Autoencoder, Output, SeededNoise
 
 __all__ = ["StackVAE", "StackVAEConfig"]
 
@@ -68,7 +67,7 @@ def _mlp(d_in: int, hidden: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
-class StackVAE(Autoencoder):
+class StackVAE(SeededNoise, Autoencoder):
     """Channel-shared window encoder, attention graph over channels, Gaussian decoder; `score` rates windows."""
 
     kind = "stackvae"
@@ -88,7 +87,6 @@ class StackVAE(Autoencoder):
             self.decoder = _mlp(2 * c.z + c.embed, c.hidden, c.layers)
             self.to_mean = nn.Linear(c.hidden, c.window)
             self.to_logscale = nn.Linear(c.hidden, c.window)
-        self.noise_draws = 0  # training noise batches drawn so far: the checkpoint carries it for an exact resume
         self.score_draws = 0
 
     # --- pieces ----------------------------------------------------------------------------------------
@@ -137,8 +135,7 @@ class StackVAE(Autoencoder):
         x = self._windows(batch["x"] if isinstance(batch, dict) else batch)
         mu, logvar = self.posterior(x)
         # the reparametrisation noise comes from a stream seeded by the config and the draws so far, not the global RNG
-        g = torch.Generator().manual_seed(derive_seed("stackvae.noise", self.config.seed, self.noise_draws))
-        self.noise_draws += 1
+        g = self.noise_generator()
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g).to(mu)
         a = self.adjacency()
         mean, logscale = self._decode(z, a)
@@ -149,11 +146,6 @@ class StackVAE(Autoencoder):
         return Output(x_hat=mean.flatten(1), codes=Codes(self.config.n_latents, dense=mu.flatten(1)),
                       losses={"reconstruction": recon, "kl": kl, "graph_entropy": self.config.graph_penalty * entropy})
 
-    def training_state(self) -> dict[str, Any]:
-        return {"noise_draws": self.noise_draws}
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        self.noise_draws = int(state.get("noise_draws", 0))
 
     @torch.no_grad()
     def score(self, windows: Tensor, batch_size: int = 2048) -> Tensor:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +38,7 @@ from ..nn.codes import Codes
 from ..nn.conv import parse_channels
 from ..nn.gaussian import gaussian_kl
 from ..seeding import derive_seed
-from .base import Autoencoder, Output
+from .base import Autoencoder, Output, SeededNoise
 from .image_ae import split_batch
 
 __all__ = ["CausalConv3d", "VideoVAE", "VideoVAEConfig"]
@@ -146,7 +145,7 @@ class CausalUpsample(nn.Module):
         return y[:, :, self.time - 1:]
 
 
-class VideoVAE(Autoencoder):
+class VideoVAE(SeededNoise, Autoencoder):
     """Causal 3-D conv encoder → diagonal Gaussian latent grid → causal 3-D conv decoder."""
 
     kind = "video_vae"
@@ -168,7 +167,6 @@ class VideoVAE(Autoencoder):
             for i in reversed(range(len(widths))):
                 up += [CausalResBlock(widths[i]), nn.SiLU(), CausalUpsample(widths[i], widths[max(i - 1, 0)], times[i])]
             self.decoder = nn.Sequential(*up, nn.SiLU(), CausalConv3d(widths[0], c.image_channels))
-        self.noise_draws = 0  # reparametrisation batches drawn: the checkpoint carries it for an exact resume
 
     # --- shapes ---------------------------------------------------------------------------------------
     def latent_shape(self, frames: int | None = None) -> tuple[int, int, int, int]:
@@ -223,8 +221,7 @@ class VideoVAE(Autoencoder):
         z = mean
         if self.training:
             # the noise comes from a stream seeded by the config and the draws so far, not the global generator
-            g = torch.Generator().manual_seed(derive_seed("video_vae.noise", self.config.seed, self.noise_draws))
-            self.noise_draws += 1
+            g = self.noise_generator()
             z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g).to(mean)
         logits = self.decode_logits(z)
         recon = F.binary_cross_entropy_with_logits(logits, target)
@@ -233,8 +230,3 @@ class VideoVAE(Autoencoder):
         return Output(x_hat=torch.sigmoid(logits).transpose(1, 2), codes=codes,
                       losses={"recon": recon, "kl": self.config.beta * kl})
 
-    def training_state(self) -> dict[str, Any]:
-        return {"noise_draws": self.noise_draws}
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        self.noise_draws = int(state.get("noise_draws", 0))

@@ -39,6 +39,8 @@ __all__ = ["ToyCLIPConfig", "ToyViTConfig", "bundled_toy_clip_path", "bundled_to
 
 BUNDLED_VIT, BUNDLED_CLIP = "bundled/toy_vit", "bundled/toy_clip"
 PAD, BOS, UNK, EOS = "<pad>", "<bos>", "<unk>", "<eos>"  # ids 0-3; CLIP pools at the first EOS (any id but 2)
+# <bos> + the longest caption ("a small red cube turned left on a red floor by a red wall", 14 words) + <eos>
+MAX_CAPTION_TOKENS = 16
 FACTOR_NAMES, FACTOR_SIZES = Shapes3DWorld.factor_names, Shapes3DWorld().factor_sizes
 PREPROCESSOR = {"image_processor_type": "ViTImageProcessor", "do_resize": True,
                 "size": {"height": SCENE_SIZE, "width": SCENE_SIZE}, "do_rescale": True, "rescale_factor": 1 / 255,
@@ -177,12 +179,7 @@ def build_caption_tokenizer():
                                                              special_tokens=[(BOS, 1), (EOS, 3)])
     tokenizer.add_special_tokens([PAD, BOS, UNK, EOS])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, unk_token=UNK,
-                                   pad_token=PAD, model_max_length=_max_caption_tokens(), padding_side="right")
-
-
-def _max_caption_tokens() -> int:
-    """<bos> + the longest caption ("a small red cube turned left on a red floor by a red wall") + <eos>."""
-    return 16
+                                   pad_token=PAD, model_max_length=MAX_CAPTION_TOKENS, padding_side="right")
 
 
 def build_clip(config: ToyCLIPConfig):
@@ -191,7 +188,7 @@ def build_clip(config: ToyCLIPConfig):
 
     text = dict(vocab_size=4 + len(caption_vocabulary()), hidden_size=config.text_hidden,
                 num_hidden_layers=config.text_layers, num_attention_heads=config.text_heads,
-                intermediate_size=config.text_mlp, max_position_embeddings=_max_caption_tokens(),
+                intermediate_size=config.text_mlp, max_position_embeddings=MAX_CAPTION_TOKENS,
                 pad_token_id=0, bos_token_id=1, eos_token_id=3)
     hf_config = CLIPConfig(text_config=text, vision_config=_vision_settings(config),
                            projection_dim=config.projection)
@@ -332,13 +329,14 @@ def train_toy_clip(out_dir: str | Path, config: ToyCLIPConfig | None = None, pro
 # ---- evaluation ---------------------------------------------------------------------------------------------
 
 
-def _factor_accuracy(logits: torch.Tensor, factors: np.ndarray) -> dict[str, float]:
+def factor_accuracy(logits: torch.Tensor, factors: np.ndarray) -> dict[str, float]:
+    """Accuracy of each factor's block of logits against the factor indices, and their mean."""
     out, start = {}, 0
     for k, (name, size) in enumerate(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)):
         predicted = logits[:, start:start + size].argmax(-1).numpy()
-        out[name] = round(float((predicted == factors[:, k]).mean()), 4)
+        out[name] = float((predicted == factors[:, k]).mean())
         start += size
-    out["mean"] = round(float(np.mean([out[name] for name in FACTOR_NAMES])), 4)
+    out["mean"] = float(np.mean([out[name] for name in FACTOR_NAMES]))
     return out
 
 
@@ -350,7 +348,8 @@ def evaluate_toy_vit(model_dir: str | Path, n: int = 2000, seed: int = 0, device
     result: dict[str, Any] = {"n": n, "seed": seed}
     for split in ("test", "ood"):
         scenes = sample_scenes(n, derive_seed("toy_vision.eval", seed), split)
-        result[split] = _factor_accuracy(classify(vm, scenes.images), scenes.factors)
+        accuracy = factor_accuracy(classify(vm, scenes.images), scenes.factors)
+        result[split] = {name: round(value, 4) for name, value in accuracy.items()}
     return result
 
 
